@@ -1,13 +1,12 @@
-"""8 Gaussians on a circle of radius 2 (std 0.02, /1.414), SPEC toy settings.
+"""8 Gaussians on a circle of radius 2 (std 0.02), divided by 1.414.
 
-Variants: `--config=configs/gaussians8.py:lr-kl` (any of lsif-chi2, lr-kl, lr-js, lr-logd) and
-`:smoke` (seconds), comma-separated.
+Trains with `configlib.cpu_toy_settings` (minutes on a CPU); the argument `spec` keeps the
+SPEC's settings instead. Also `lsif-chi2`, `lr-kl`, `lr-js`, `lr-logd` and `smoke`,
+comma-separated: `--config=configs/gaussians8.py:lr-kl,spec`.
 """
 
-from fdrl_jax.configlib import apply_args, default_config
+from fdrl_jax.configlib import toy_config
 
 
 def get_config(arg: str | None = None):
-    config = default_config()
-    config.data.name = "8gaussians"
-    return apply_args(config, arg)
+    return toy_config("8gaussians", arg)

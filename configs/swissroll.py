@@ -1,13 +1,12 @@
-"""Swiss roll (sklearn make_swiss_roll, noise 0.25, /7.5), SPEC toy settings.
+"""Swiss roll (sklearn make_swiss_roll, noise 0.25, divided by 7.5).
 
-Variants: `--config=configs/swissroll.py:lr-kl` (any of lsif-chi2, lr-kl, lr-js, lr-logd) and
-`:smoke` (seconds), comma-separated.
+Trains with `configlib.cpu_toy_settings` (minutes on a CPU); the argument `spec` keeps the
+SPEC's settings instead. Also `lsif-chi2`, `lr-kl`, `lr-js`, `lr-logd` and `smoke`,
+comma-separated: `--config=configs/swissroll.py:lr-kl,spec`.
 """
 
-from fdrl_jax.configlib import apply_args, default_config
+from fdrl_jax.configlib import toy_config
 
 
 def get_config(arg: str | None = None):
-    config = default_config()
-    config.data.name = "swissroll"
-    return apply_args(config, arg)
+    return toy_config("swissroll", arg)

@@ -5,8 +5,17 @@ from __future__ import annotations
 import os
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+
+
+def _all_finite(tree) -> bool:
+    return all(
+        np.all(np.isfinite(x))
+        for x in jax.tree.leaves(tree)
+        if np.issubdtype(np.asarray(x).dtype, np.inexact)
+    )
 
 
 class Checkpointer:
@@ -29,17 +38,56 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return None if self._manager is None else self._manager.latest_step()
 
+    def all_steps(self) -> list[int]:
+        return [] if self._manager is None else sorted(self._manager.all_steps())
+
     def restore_latest(self, template):
-        """The newest saved state, with the structure of `template`; None if none saved."""
-        step = self.latest_step()
-        if step is None:
-            return None
+        """The newest readable, finite state (structure of `template`); None if there is none.
+
+        A checkpoint that fails to load (truncated or corrupted files) or holds non-finite
+        values is reported and skipped in favour of the next older one.
+        """
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-        logging.info("Restoring checkpoint %d from %s", step, self.directory)
-        return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        steps = self.all_steps()
+        for step in reversed(steps):
+            try:
+                state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+                problem = None if _all_finite(state) else "it holds non-finite values"
+            except Exception as e:  # orbax/tensorstore raise many types for bad files
+                problem = f"it is unreadable ({type(e).__name__}: {str(e)[:200]})"
+            if problem is None:
+                logging.info("Restored checkpoint %d from %s", step, self.directory)
+                return state
+            moved = self._quarantine(step)
+            logging.warning(
+                "Skipping checkpoint %d: %s. Moved it to %s; trying an older one.",
+                step,
+                problem,
+                moved,
+            )
+        if steps:
+            raise RuntimeError(
+                f"No usable checkpoint in {self.directory} (steps {steps} could not be restored; "
+                f"see {self.directory}_corrupt). Start a new run in another --workdir."
+            )
+        return None
+
+    def _quarantine(self, step: int) -> str:
+        """Move a bad step aside (never delete it) so the step can be written again."""
+        dest_root = self.directory + "_corrupt"
+        os.makedirs(dest_root, exist_ok=True)
+        dest = os.path.join(dest_root, f"{step}_{len(os.listdir(dest_root))}")
+        os.rename(os.path.join(self.directory, str(step)), dest)
+        self._manager.reload()
+        return dest
 
     def save(self, step: int, state) -> None:
         self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+
+    def wait(self) -> None:
+        """Block until any save in flight is complete on disk."""
+        if self._manager is not None:
+            self._manager.wait_until_finished()
 
     def close(self) -> None:
         if self._manager is not None:

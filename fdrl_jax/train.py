@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 
@@ -27,6 +30,9 @@ class TrainState:
     params: object
     ema_params: object
     opt_state: object
+    # Multiplies the learning rate; lowered by a divergence rollback and checkpointed with the
+    # state, so a restarted run keeps the rate it had.
+    lr_scale: Array
 
 
 def make_optimizer(
@@ -44,6 +50,7 @@ def init_state(model, tx: optax.GradientTransformation, key: Array, example_x: A
         params=params,
         ema_params=jax.tree.map(jnp.copy, params),
         opt_state=tx.init(params),
+        lr_scale=jnp.ones((), jnp.float32),
     )
 
 
@@ -62,6 +69,7 @@ def train_step(
     nu: float,
     ema_decay: float,
     clip_prior: bool = False,
+    max_abs_output: float = math.inf,
 ) -> tuple[TrainState, dict[str, Array]]:
     """One iteration of Algorithm 1 (pure).
 
@@ -70,8 +78,9 @@ def train_step(
     optimiser step on the Bregman loss between x_K and x_p, and updates the EMA params.
     `key` is this step's key (callers fold the step into a root key).
 
-    A step whose loss or gradient is not finite leaves the state unchanged and reports
-    `finite = False`, so a non-finite state can never be checkpointed.
+    A step whose loss or gradient is not finite, or whose mean |output| exceeds
+    `max_abs_output` (an exploding estimator), leaves the state unchanged and reports
+    `ok = False`, so a diverged state can never be checkpointed.
     """
     k_prior, k_flow = jax.random.split(key)
     x0 = sampling.draw_prior(prior, k_prior, x_p.shape[0], clip_prior)
@@ -85,26 +94,28 @@ def train_step(
 
     (loss, (out_q, out_p)), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    updates = jax.tree.map(lambda u: state.lr_scale * u, updates)  # Adam: scales the rate
     params = optax.apply_updates(state.params, updates)
     ema = optax.incremental_update(params, state.ema_params, 1.0 - ema_decay)
-    new = TrainState(step=state.step + 1, params=params, ema_params=ema, opt_state=opt_state)
+    new = state.replace(step=state.step + 1, params=params, ema_params=ema, opt_state=opt_state)
 
     grad_norm = optax.tree.norm(grads)
-    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state)
+    out_size = jnp.maximum(jnp.mean(jnp.abs(out_q)), jnp.mean(jnp.abs(out_p)))
+    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & (out_size <= max_abs_output)
+    new = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state)
     metrics = {
         "loss": loss,
         "out_q": jnp.mean(out_q),
         "out_p": jnp.mean(out_p),
         "grad_norm": grad_norm,
         "flow_dist": jnp.mean(jnp.linalg.norm((x_k - x0).reshape(x0.shape[0], -1), axis=1)),
-        "finite": finite,
+        "ok": ok,
     }
     return new, metrics
 
 
 def make_step_fn(exp: Experiment) -> tuple[Callable, Callable]:
-    """(jitted state -> (state, metrics) drawing its own data batch, lr schedule).
+    """(jitted state -> (state, metrics) drawing its own data batch, optimiser).
 
     The step's keys are `fold_in(root, step)`, so a resumed run repeats an uninterrupted one.
     """
@@ -124,6 +135,7 @@ def make_step_fn(exp: Experiment) -> tuple[Callable, Callable]:
         nu=c.flow.nu,
         ema_decay=c.train.ema_decay,
         clip_prior=c.prior.clip,
+        max_abs_output=c.train.max_abs_output,
     )
 
     @functools.partial(jax.jit, donate_argnums=0)
@@ -132,7 +144,7 @@ def make_step_fn(exp: Experiment) -> tuple[Callable, Callable]:
         k_train = jax.random.fold_in(jax.random.fold_in(root, STREAM_TRAIN), state.step)
         x_p = data.sample(k_data, c.train.batch_size)
         new, metrics = step(state, prior, x_p, k_train)
-        metrics["lr"] = schedule(state.step)
+        metrics["lr"] = schedule(state.step) * state.lr_scale
         return new, metrics
 
     return (lambda state: step_fn(state, exp.prior, exp.data)), tx
@@ -158,12 +170,15 @@ def restore_for_inference(config, workdir: str) -> tuple[Experiment, TrainState]
     return exp, state
 
 
-class NonFiniteError(FloatingPointError):
-    """Training produced a non-finite loss or gradient."""
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite loss or gradient, or an exploding estimator."""
+
+
+NonFiniteError = DivergenceError  # the name the first release used
 
 
 def _to_host(metrics: dict) -> dict:
-    return {k: (bool(v) if k == "finite" else float(v)) for k, v in jax.device_get(metrics).items()}
+    return {k: (bool(v) if k == "ok" else float(v)) for k, v in jax.device_get(metrics).items()}
 
 
 def _truncate_metrics(path: str, max_step: int) -> None:
@@ -198,12 +213,51 @@ class Progress:
         return rate
 
 
+class StopSignals:
+    """Turns SIGTERM / SIGINT (preemption, Ctrl-C) into a flag the loop checks between steps,
+    so the run saves a checkpoint and exits cleanly instead of dying mid-step."""
+
+    def __enter__(self):
+        self.received, self._previous = None, {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        del frame
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _check_workdir(workdir: str) -> None:
+    try:
+        os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+        probe = os.path.join(workdir, ".write_test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise PermissionError(
+            f"Cannot write to --workdir={workdir} ({e.strerror}); choose a writable directory."
+        ) from e
+
+
 def train(config, workdir: str) -> TrainState:
-    """Train (or resume) the run in `workdir`; returns the final state."""
+    """Train (or resume) the run in `workdir`; returns the final state.
+
+    Stops early, with a checkpoint of the current step, on SIGTERM or SIGINT. A diverged step
+    (see `train_step`) stops training with `DivergenceError`, or, with
+    `train.on_divergence = "rollback"`, restores the last checkpoint and continues with the
+    learning rate × `train.rollback_lr_factor` (at most `train.max_rollbacks` times).
+    """
     from fdrl_jax import plotting
 
     exp = build_experiment(config)
-    os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+    _check_workdir(workdir)
     with open(os.path.join(workdir, "config.json"), "w") as f:
         f.write(config.to_json_best_effort(indent=2, sort_keys=True))
 
@@ -212,35 +266,59 @@ def train(config, workdir: str) -> TrainState:
     ckpt = checkpoints.Checkpointer(
         os.path.join(workdir, "checkpoints"), max_to_keep=t.max_checkpoints
     )
-    state = ckpt.restore_latest(initial_state(exp, tx))
+    template = initial_state(exp, tx)
+    state = ckpt.restore_latest(template)
     if state is None:
-        state = initial_state(exp, tx)
+        state = template
     else:
         logging.info("Resumed from step %d in %s", int(state.step), workdir)
-    start = int(state.step)
     metrics_path = os.path.join(workdir, "metrics.jsonl")
-    _truncate_metrics(metrics_path, start)
+    _truncate_metrics(metrics_path, int(state.step))
     sample_fn = sampling.make_sample_fn(exp)
     sample_key = jax.random.PRNGKey(config.sample.seed)
     plot_data = jax.device_get(exp.data.sample(jax.random.PRNGKey(config.eval.seed), 2000))
-    progress = Progress(start, t.num_steps)
+    progress = Progress(int(state.step), t.num_steps)
+    rollbacks = 0
 
     try:
-        with open(metrics_path, "a") as log:
-            for step in range(start + 1, t.num_steps + 1):
+        with StopSignals() as stop, open(metrics_path, "a") as log:
+            step = int(state.step)
+            while step < t.num_steps and stop.received is None:
+                step += 1
                 state, metrics = step_fn(state)
-                save = step % t.checkpoint_every == 0 or step == t.num_steps
+                save = step % t.checkpoint_every == 0 or step == t.num_steps or stop.received
                 if step % t.log_every == 0 or save:
                     m = _to_host(metrics)
-                    # A non-finite step leaves the state as it was, so its step count lags.
-                    if int(state.step) != step or not m.pop("finite"):
-                        log.write(json.dumps({"step": step, "nonfinite": True, **m}) + "\n")
-                        raise NonFiniteError(
-                            f"Non-finite loss or gradient at step {int(state.step) + 1} "
-                            f"(loss={m['loss']}). Training stopped; the last good checkpoint "
-                            f"in {workdir}/checkpoints is kept. Lower --config.optim.lr or "
-                            "--config.flow.eta and rerun to resume from it."
+                    # A diverged step leaves the state as it was, so its step count lags.
+                    if int(state.step) != step or not m.pop("ok"):
+                        bad = int(state.step) + 1
+                        log.write(json.dumps({"step": bad, "diverged": True, **m}) + "\n")
+                        log.flush()
+                        if t.on_divergence != "rollback" or rollbacks >= t.max_rollbacks:
+                            raise DivergenceError(
+                                f"Training diverged at step {bad} (loss={m['loss']:.4g}, "
+                                f"mean output on flowed/data {m['out_q']:.4g}/{m['out_p']:.4g})."
+                                f" Stopped; the last good checkpoint in {workdir}/checkpoints "
+                                "is kept. Lower --config.optim.lr or --config.flow.eta and run "
+                                "again to resume from it, or set "
+                                "--config.train.on_divergence=rollback."
+                            )
+                        rollbacks += 1
+                        ckpt.wait()
+                        state = ckpt.restore_latest(template) or template
+                        state = state.replace(lr_scale=state.lr_scale * t.rollback_lr_factor)
+                        step = int(state.step)
+                        _truncate_metrics(metrics_path, step)
+                        logging.warning(
+                            "Diverged at step %d: rolled back to step %d with learning rate "
+                            "× %.3g (rollback %d of %d).",
+                            bad,
+                            step,
+                            float(state.lr_scale),
+                            rollbacks,
+                            t.max_rollbacks,
                         )
+                        continue
                     m["steps_per_sec"] = progress.report(step, m)
                     log.write(json.dumps({"step": step, **m}) + "\n")
                     log.flush()
@@ -256,6 +334,13 @@ def train(config, workdir: str) -> TrainState:
                         os.path.join(workdir, "samples", f"step_{step:07d}.png"),
                         title=f"EMA samples, step {step}",
                     )
+            if stop.received:
+                logging.warning(
+                    "%s received: saved the checkpoint of step %d; run the same command again "
+                    "to resume.",
+                    stop.received,
+                    step,
+                )
     finally:
         ckpt.close()
     return state

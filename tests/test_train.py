@@ -49,7 +49,7 @@ def test_train_step_updates_params_and_ema(smoke_config):
     ):
         assert not np.allclose(p_old, p_new)
         np.testing.assert_allclose(e_new, d * p_old + (1 - d) * p_new, rtol=1e-5, atol=1e-7)
-    assert bool(m["finite"]) and float(m["flow_dist"]) > 0
+    assert bool(m["ok"]) and float(m["flow_dist"]) > 0
 
 
 def test_stale_estimator_does_not_flow(smoke_config):
@@ -91,7 +91,7 @@ def test_nonfinite_loss_stops_training_and_keeps_the_last_checkpoint(smoke_confi
     good = train.train(smoke_config, wd)
     smoke_config.train.num_steps = 20
     smoke_config.flow.eta = 1e38  # the flow overflows: x_K = inf, loss = nan
-    with pytest.raises(train.NonFiniteError, match="Non-finite loss.*step 11.*checkpoint"):
+    with pytest.raises(train.DivergenceError, match="diverged at step 11.*checkpoint"):
         train.train(smoke_config, wd)
     ckpt = checkpoints.Checkpointer(os.path.join(wd, "checkpoints"))
     assert ckpt.latest_step() == 10
