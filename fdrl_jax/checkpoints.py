@@ -42,12 +42,13 @@ class Checkpointer:
         return [] if self._manager is None else sorted(self._manager.all_steps())
 
     def restore_latest(self, template):
-        """The newest readable, finite state (structure of `template`); None if there is none.
+        """The newest readable, finite state shaped like `template` (arrays or abstract); None if
+        there is none.
 
         A checkpoint that fails to load (truncated or corrupted files) or holds non-finite
         values is reported and skipped in favour of the next older one.
         """
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), template)
         steps = self.all_steps()
         for step in reversed(steps):
             try:

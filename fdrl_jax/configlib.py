@@ -6,6 +6,8 @@ working directory once the package is installed.
 
 from __future__ import annotations
 
+import math
+
 import ml_collections
 from ml_collections import config_dict
 
@@ -154,57 +156,111 @@ def apply_args(config: ml_collections.ConfigDict, arg: str | None) -> ml_collect
     return config
 
 
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ValueError(f"Invalid config: {msg}")
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def _int_in(lo: float, hi: float = math.inf):
+    return lambda v: _is_int(v) and lo <= v <= hi, f"an integer in [{lo}, {hi}]"
+
+
+def _num(pred, text: str):
+    return lambda v: _is_num(v) and pred(v), f"a finite number {text}"
+
+
+_BOOL = (lambda v: isinstance(v, bool), "True or False")
+
+# field -> (predicate, what it must be). Names are checked against the registries separately.
+RULES = {
+    "seed": _int_in(0, 2**31 - 1),
+    "stale_estimator": _BOOL,
+    "data.path": (lambda v: isinstance(v, str), "a file path (string)"),
+    "data.key": (lambda v: v is None or isinstance(v, str), "an array name or None"),
+    "prior.mean": _num(lambda v: True, ""),
+    "prior.std": _num(lambda v: v > 0, "> 0"),
+    "prior.low": _num(lambda v: True, ""),
+    "prior.high": _num(lambda v: True, ""),
+    "prior.jitter": _num(lambda v: v >= 0, ">= 0"),
+    "prior.fit_samples": _int_in(2, 10**7),
+    "prior.clip": _BOOL,
+    "model.hidden": _int_in(1, 65_536),
+    "model.num_hidden_layers": _int_in(0, 64),
+    "flow.num_steps": _int_in(0, 10**6),
+    "flow.kappa": _int_in(0, 10**6),
+    "flow.eta": _num(lambda v: v > 0, "> 0"),
+    "flow.nu": _num(lambda v: v >= 0, ">= 0"),
+    "optim.lr": _num(lambda v: v > 0, "> 0"),
+    "optim.b1": _num(lambda v: 0 <= v < 1, "in [0, 1)"),
+    "optim.b2": _num(lambda v: 0 <= v < 1, "in [0, 1)"),
+    "optim.decay_factor": _num(lambda v: 0 < v <= 1, "in (0, 1]"),
+    "optim.decay_steps": (
+        lambda v: isinstance(v, (tuple, list)) and all(_is_int(s) and s >= 0 for s in v),
+        "a tuple of step numbers >= 0, e.g. (5000, 10000)",
+    ),
+    "train.batch_size": _int_in(1, 10**7),
+    "train.num_steps": _int_in(0, 10**9),
+    "train.ema_decay": _num(lambda v: 0 <= v < 1, "in [0, 1)"),
+    "train.log_every": _int_in(1),
+    "train.checkpoint_every": _int_in(1),
+    "train.sample_every": _int_in(1),
+    "train.max_checkpoints": _int_in(1, 10**4),
+    "train.max_abs_output": (
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+        "a number > 0 (inf disables the bound)",
+    ),
+    "train.on_divergence": (lambda v: v in ("stop", "rollback"), "'stop' or 'rollback'"),
+    "train.rollback_lr_factor": _num(lambda v: 0 < v < 1, "in (0, 1)"),
+    "train.max_rollbacks": _int_in(0, 100),
+    "sample.num_samples": _int_in(1, 10**8),
+    "sample.clip_output": _BOOL,
+    "sample.seed": _int_in(0, 2**31 - 1),
+    "eval.num_samples": _int_in(2, 10**7),
+    "eval.num_projections": _int_in(1, 10**5),
+    "eval.seed": _int_in(0, 2**31 - 1),
+}
+
+
+def _get(config, path: str):
+    node = config
+    for part in path.split("."):
+        node = node[part]
+    return node
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Names known, pairing valid, numbers in range; each error says which field to change."""
+    """Names known, pairing valid, every field typed and in range.
+
+    Raises ValueError naming the field and what it must be.
+    """
     from fdrl_jax import data, models, priors  # local: avoid import cycles
 
+    for path, (ok, what) in RULES.items():
+        try:
+            value = _get(config, path)
+        except (KeyError, AttributeError):
+            raise ValueError(f"Invalid config: field `{path}` is missing.") from None
+        if not ok(value):
+            raise ValueError(f"Invalid config: `{path}` must be {what}; got {value!r}.")
+    names = {
+        "loss": (config.loss, divergences.LOSSES),
+        "divergence": (config.divergence, divergences.FPRIMES),
+        "prior.name": (config.prior.name, priors.PRIORS),
+        "model.name": (config.model.name, models.MODELS),
+        "data.name": (config.data.name, [*data.TOY_SAMPLERS, "points"]),
+    }
+    for path, (value, known) in names.items():
+        if not isinstance(value, str) or value not in known:
+            kind = {"divergence": "divergence", "loss": "loss"}.get(path, path.split(".")[0])
+            kind = "dataset" if kind == "data" else kind
+            raise ValueError(
+                f"Unknown {kind} {value!r}; choose one of {sorted(known)} (config field `{path}`)."
+            )
     divergences.check_pairing(config.loss, config.divergence)
-    if config.prior.name not in priors.PRIORS:
-        raise ValueError(
-            f"Unknown prior {config.prior.name!r}; choose one of "
-            f"{sorted(priors.PRIORS)} (config field `prior.name`)."
-        )
-    if config.model.name not in models.MODELS:
-        raise ValueError(
-            f"Unknown model {config.model.name!r}; choose one of "
-            f"{sorted(models.MODELS)} (config field `model.name`)."
-        )
-    known_data = sorted([*data.TOY_SAMPLERS, "points"])
-    if config.data.name not in known_data:
-        raise ValueError(
-            f"Unknown dataset {config.data.name!r}; choose one of {known_data} "
-            "(config field `data.name`)."
-        )
-    f, t = config.flow, config.train
-    _check(f.num_steps >= 0 and f.kappa >= 0, "flow.num_steps (K) and flow.kappa must be >= 0")
-    _check(f.num_steps + f.kappa >= 1, "flow.num_steps + flow.kappa must be >= 1")
-    _check(f.eta > 0, f"flow.eta must be > 0, got {f.eta}")
-    _check(f.nu >= 0, f"flow.nu must be >= 0, got {f.nu}")
-    _check(config.optim.lr > 0, f"optim.lr must be > 0, got {config.optim.lr}")
-    _check(0 <= t.ema_decay < 1, f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
-    for name in ("batch_size", "log_every", "checkpoint_every", "sample_every", "max_checkpoints"):
-        _check(t[name] >= 1, f"train.{name} must be >= 1, got {t[name]}")
-    _check(
-        t.on_divergence in ("stop", "rollback"),
-        f"train.on_divergence must be 'stop' or 'rollback', got {t.on_divergence!r}",
-    )
-    _check(
-        0 < t.rollback_lr_factor < 1,
-        f"train.rollback_lr_factor must be in (0, 1), got {t.rollback_lr_factor}",
-    )
-    _check(
-        t.max_rollbacks >= 0 and t.max_abs_output > 0,
-        "train.max_rollbacks must be >= 0 and train.max_abs_output > 0",
-    )
-    _check(t.num_steps >= 0, f"train.num_steps must be >= 0, got {t.num_steps}")
-    _check(
-        config.sample.num_samples >= 1 and config.eval.num_samples >= 2,
-        "sample.num_samples must be >= 1 and eval.num_samples >= 2",
-    )
-    _check(config.prior.std > 0, f"prior.std must be > 0, got {config.prior.std}")
-    _check(config.prior.low < config.prior.high, "prior.low must be < prior.high")
+    if config.flow.num_steps + config.flow.kappa < 1:
+        raise ValueError("Invalid config: `flow.num_steps` + `flow.kappa` must be >= 1.")
+    if config.prior.low >= config.prior.high:
+        raise ValueError("Invalid config: `prior.low` must be < `prior.high`.")

@@ -266,10 +266,11 @@ def train(config, workdir: str) -> TrainState:
     ckpt = checkpoints.Checkpointer(
         os.path.join(workdir, "checkpoints"), max_to_keep=t.max_checkpoints
     )
-    template = initial_state(exp, tx)
+    # Shapes only: the live state's buffers are donated to each step.
+    template = jax.eval_shape(lambda: initial_state(exp, tx))
     state = ckpt.restore_latest(template)
     if state is None:
-        state = template
+        state = initial_state(exp, tx)
     else:
         logging.info("Resumed from step %d in %s", int(state.step), workdir)
     metrics_path = os.path.join(workdir, "metrics.jsonl")
@@ -304,9 +305,10 @@ def train(config, workdir: str) -> TrainState:
                                 "--config.train.on_divergence=rollback."
                             )
                         rollbacks += 1
+                        scale = state.lr_scale * t.rollback_lr_factor  # compounds over rollbacks
                         ckpt.wait()
-                        state = ckpt.restore_latest(template) or template
-                        state = state.replace(lr_scale=state.lr_scale * t.rollback_lr_factor)
+                        state = ckpt.restore_latest(template) or initial_state(exp, tx)
+                        state = state.replace(lr_scale=scale)
                         step = int(state.step)
                         _truncate_metrics(metrics_path, step)
                         logging.warning(
