@@ -31,7 +31,7 @@ def run_cell(out: str, dataset: str, pairing: str, extra: list[str]) -> dict:
     env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"))
     t0 = time.time()
     for mode in ("train", "eval"):
-        subprocess.run(
+        proc = subprocess.run(
             [
                 sys.executable,
                 "-m",
@@ -41,11 +41,17 @@ def run_cell(out: str, dataset: str, pairing: str, extra: list[str]) -> dict:
                 f"--mode={mode}",
                 *extra,
             ],
-            check=True,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(out, f"{dataset}_{pairing}.log"), "a"),
         )
+        if proc.returncode != 0:  # e.g. the divergence guard stopped training
+            return {
+                "dataset": dataset,
+                "pairing": pairing,
+                "wall_s": time.time() - t0,
+                "failed": f"{mode} exited {proc.returncode} (see {wd}.log)",
+            }
     wall = time.time() - t0
     with open(os.path.join(wd, "eval", "toy_metrics.json")) as f:
         m = json.load(f)
@@ -81,6 +87,12 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
+        if "failed" in r:
+            print(
+                f"| {r['dataset']} | {r['pairing']} | failed: {r['failed']} | | | | | "
+                f"{r['wall_s']:.0f} |"
+            )
+            continue
         print(
             f"| {r['dataset']} | {r['pairing']} | {r['model']:.5f} | {r['prior']:.4f} | "
             f"{100 * r['ratio']:.2f}% | {r['floor']:.5f} | {r['step']} | {r['wall_s']:.0f} |"

@@ -155,9 +155,40 @@ def initial_state(exp: Experiment, tx) -> TrainState:
     return init_state(exp.model, tx, key, jnp.zeros((1, *exp.shape), jnp.float32))
 
 
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return out
+
+
+def warn_if_config_differs(config, workdir: str) -> list[str]:
+    """Fields (outside sample/eval) where `config` differs from the run's config.json."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        saved = _flatten(json.load(f))
+    now = _flatten(json.loads(config.to_json_best_effort()))
+    diff = sorted(
+        k
+        for k in set(saved) | set(now)
+        if saved.get(k) != now.get(k) and not k.startswith(("sample.", "eval."))
+    )
+    if diff:
+        logging.warning(
+            "The config differs from the one %s was trained with in: %s. Pass the same "
+            "overrides as for training to sample/evaluate that model.",
+            workdir,
+            ", ".join(f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" for k in diff),
+        )
+    return diff
+
+
 def restore_for_inference(config, workdir: str) -> tuple[Experiment, TrainState]:
     """The experiment and the latest checkpointed state of `workdir` (error if none)."""
     exp = build_experiment(config)
+    warn_if_config_differs(config, workdir)
     _, tx = make_step_fn(exp)
     ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), create=False)
     state = ckpt.restore_latest(initial_state(exp, tx))

@@ -138,3 +138,12 @@ def test_point_cloud_trains_and_ddp_prior_fits_it(smoke_config, tmp_path):
     state = train.train(smoke_config, str(tmp_path / "run"))
     assert state.params["Dense_0"]["kernel"].shape == (3, 64)  # the MLP took D = 3 inputs
     assert np.all(np.isfinite(jnp.concatenate([x.ravel() for x in jax.tree.leaves(state.params)])))
+
+
+def test_sampling_with_a_different_config_warns(smoke_config, tmp_path):
+    wd = str(tmp_path / "run")
+    train.train(smoke_config, wd)
+    assert train.warn_if_config_differs(smoke_config, wd) == []
+    smoke_config.flow.eta = 0.123
+    smoke_config.sample.num_samples = 7  # sampling fields may differ freely
+    assert train.warn_if_config_differs(smoke_config, wd) == ["flow.eta"]
