@@ -27,6 +27,7 @@ class Checkpointer:
 
     def __init__(self, directory: str, max_to_keep: int = 3, create: bool = True):
         self.directory = os.path.abspath(directory)
+        self._bad_steps: set[int] = set()
         if not create and not os.path.isdir(self.directory):
             self._manager = None
             return
@@ -42,34 +43,35 @@ class Checkpointer:
         return [] if self._manager is None else sorted(self._manager.all_steps())
 
     def restore_latest(self, template):
-        """The newest readable, finite state shaped like `template` (arrays or abstract); None if
-        there is none.
+        """The newest readable, finite state shaped like `template`; None if none was saved.
 
-        A checkpoint that fails to load (truncated or corrupted files) or holds non-finite
-        values is reported and skipped in favour of the next older one.
+        `template` holds arrays or `jax.ShapeDtypeStruct`s; their shardings say where the
+        state goes, so a checkpoint saved on any device count restores onto this one. A
+        checkpoint that fails to load (truncated or corrupted files) or holds non-finite values
+        is reported and skipped for the next older one; it is moved aside to
+        `<directory>_corrupt/` (never deleted) only when this run saves that step again.
         """
-        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), template)
+        abstract = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
+            template,
+        )
         steps = self.all_steps()
         for step in reversed(steps):
             try:
                 state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
                 problem = None if _all_finite(state) else "it holds non-finite values"
             except Exception as e:  # orbax/tensorstore raise many types for bad files
-                problem = f"it is unreadable ({type(e).__name__}: {str(e)[:200]})"
+                problem = f"it is unreadable ({type(e).__name__}: {str(e)[:300]})"
             if problem is None:
                 logging.info("Restored checkpoint %d from %s", step, self.directory)
                 return state
-            moved = self._quarantine(step)
-            logging.warning(
-                "Skipping checkpoint %d: %s. Moved it to %s; trying an older one.",
-                step,
-                problem,
-                moved,
-            )
+            self._bad_steps.add(step)
+            logging.warning("Skipping checkpoint %d: %s; trying an older one.", step, problem)
         if steps:
             raise RuntimeError(
-                f"No usable checkpoint in {self.directory} (steps {steps} could not be restored; "
-                f"see {self.directory}_corrupt). Start a new run in another --workdir."
+                f"No usable checkpoint in {self.directory}: steps {steps} could not be restored "
+                "(see the warnings above). Start a new run in another --workdir, or move the "
+                "checkpoints away."
             )
         return None
 
@@ -83,6 +85,12 @@ class Checkpointer:
         return dest
 
     def save(self, step: int, state) -> None:
+        if step in self._bad_steps:  # rewriting a step that failed to restore: keep the old one
+            moved = self._quarantine(step)
+            self._bad_steps.discard(step)
+            logging.warning(
+                "Moved unusable checkpoint %d to %s before saving it again.", step, moved
+            )
         self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
 
     def wait(self) -> None:

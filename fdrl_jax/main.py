@@ -20,6 +20,20 @@ flags.DEFINE_string(
     "samples/, eval/. Reusing it resumes from the latest checkpoint.",
 )
 flags.DEFINE_enum("mode", "train", ["train", "sample", "eval"], "What to do.")
+flags.DEFINE_enum(
+    "distributed",
+    "auto",
+    ["auto", "on", "off"],
+    "Join a multi-process run with jax.distributed: auto = when SLURM, Open MPI, "
+    "a multi-worker TPU slice or --coordinator_address is detected.",
+)
+flags.DEFINE_string(
+    "coordinator_address",
+    None,
+    "host:port of process 0 (multi-process runs outside SLURM/TPU, which are detected).",
+)
+flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator_address).")
+flags.DEFINE_integer("process_id", None, "This process's index (with --coordinator_address).")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
@@ -27,8 +41,12 @@ FLAGS = flags.FLAGS
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from fdrl_jax import sampling, train
+    from fdrl_jax import parallel, sampling, train
     from fdrl_jax.evaluation import toy_metrics
+
+    parallel.initialize(
+        FLAGS.distributed, FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
+    )
 
     logging.set_verbosity(logging.INFO)
     # Orbax logs every checkpoint phase at INFO; keep the progress lines readable.

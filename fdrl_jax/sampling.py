@@ -12,6 +12,7 @@ import numpy as np
 from absl import logging
 
 from fdrl_jax import flow as flow_lib
+from fdrl_jax import parallel
 
 Array = jax.Array
 
@@ -36,13 +37,15 @@ def sample(
     clip_prior: bool = False,
     clip_output: bool = False,
     record_at: Sequence[int] | None = None,
+    constrain: Callable[[Array], Array] = lambda x: x,
 ) -> Array | tuple[Array, Array]:
     """n samples: x0 ~ prior, then `num_steps` (= K + κ) flow steps of f'(r_θ) with `params`.
 
     With `record_at` also returns the trajectory at those step counts (see `flow.flow`).
+    `constrain` lays the batch out over devices (`parallel.batch_constraint`).
     """
     k_prior, k_flow = jax.random.split(key)
-    x0 = draw_prior(prior, k_prior, n, clip_prior)
+    x0 = constrain(draw_prior(prior, k_prior, n, clip_prior))
     potential = flow_lib.make_potential(apply_fn, params, fprime)
     out = flow_lib.flow(potential, x0, k_flow, num_steps, eta, nu, record_at=record_at)
     if clip_output:
@@ -51,9 +54,13 @@ def sample(
 
 
 def make_sample_fn(
-    exp, num_steps: int | None = None, record_at: Sequence[int] | None = None
+    exp, num_steps: int | None = None, record_at: Sequence[int] | None = None, mesh=None
 ) -> Callable[[object, Array, int], Array]:
-    """jitted (params, key, n) -> samples for an experiment; default K+κ steps."""
+    """jitted (params, key, n) -> samples for an experiment; default K+κ steps.
+
+    On a `mesh` the samples are sharded over its devices; n is padded up to a multiple of the
+    device count for the draw (the first n are returned, the same as on one device).
+    """
     c = exp.config
     steps = c.flow.num_steps + c.flow.kappa if num_steps is None else num_steps
     fn = functools.partial(
@@ -66,11 +73,24 @@ def make_sample_fn(
         clip_prior=c.prior.clip,
         clip_output=c.sample.clip_output,
         record_at=record_at,
+        **({"constrain": parallel.batch_constraint(mesh)} if mesh is not None else {}),
     )
     jitted = jax.jit(
         lambda params, prior, key, n: fn(params, prior, key=key, n=n), static_argnums=3
     )
-    return lambda params, key, n: jitted(params, exp.prior, key, n)
+    ndev = 1 if mesh is None else mesh.size
+
+    def sample_fn(params, key, n):
+        padded = -(-n // ndev) * ndev
+        out = jitted(params, exp.prior, key, padded)
+        if padded == n:
+            return out
+        if record_at is None:
+            return out[:n]
+        x, traj = out
+        return x[:n], traj[:, :n]
+
+    return sample_fn
 
 
 def run_sample(config, workdir: str) -> str:
@@ -79,15 +99,16 @@ def run_sample(config, workdir: str) -> str:
     from fdrl_jax.train import restore_for_inference
 
     exp, state = restore_for_inference(config, workdir)
-    n = config.sample.num_samples
-    x = np.asarray(make_sample_fn(exp)(state.ema_params, jax.random.PRNGKey(config.sample.seed), n))
-    out_dir = os.path.join(workdir, "eval")
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "samples.npz")
-    np.savez(path, samples=x, step=int(state.step))
-    data = np.asarray(exp.data.sample(jax.random.PRNGKey(config.eval.seed), n))
-    plotting.scatter_over_data(
-        x, data, os.path.join(out_dir, "samples.png"), title=f"{n} samples, step {int(state.step)}"
-    )
-    logging.info("Wrote %d samples to %s", n, path)
+    n, step = config.sample.num_samples, int(parallel.to_host(state.step))
+    sample_fn = make_sample_fn(exp, mesh=parallel.make_mesh())
+    x = parallel.to_host(sample_fn(state.ema_params, jax.random.PRNGKey(config.sample.seed), n))
+    path = os.path.join(workdir, "eval", "samples.npz")
+    if parallel.is_main_process():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        np.savez(path, samples=x, step=step)
+        data = np.asarray(exp.data.sample(jax.random.PRNGKey(config.eval.seed), n))
+        plotting.scatter_over_data(
+            x, data, os.path.join(workdir, "eval", "samples.png"), title=f"{n} samples, step {step}"
+        )
+        logging.info("Wrote %d samples to %s", n, path)
     return path

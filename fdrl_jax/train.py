@@ -17,7 +17,7 @@ import optax
 from absl import logging
 from flax import struct
 
-from fdrl_jax import checkpoints, sampling
+from fdrl_jax import checkpoints, parallel, sampling
 from fdrl_jax import flow as flow_lib
 from fdrl_jax.experiment import STREAM_DATA, STREAM_TRAIN, Experiment, build_experiment
 
@@ -70,6 +70,7 @@ def train_step(
     ema_decay: float,
     clip_prior: bool = False,
     max_abs_output: float = math.inf,
+    constrain: Callable[[Array], Array] = lambda x: x,
 ) -> tuple[TrainState, dict[str, Array]]:
     """One iteration of Algorithm 1 (pure).
 
@@ -81,9 +82,13 @@ def train_step(
     A step whose loss or gradient is not finite, or whose mean |output| exceeds
     `max_abs_output` (an exploding estimator), leaves the state unchanged and reports
     `ok = False`, so a diverged state can never be checkpointed.
+
+    `constrain` lays batches out over devices (`parallel.batch_constraint`); the flow, which
+    is per-sample, then runs on every device's shard without communication.
     """
     k_prior, k_flow = jax.random.split(key)
-    x0 = sampling.draw_prior(prior, k_prior, x_p.shape[0], clip_prior)
+    x_p = constrain(x_p)
+    x0 = constrain(sampling.draw_prior(prior, k_prior, x_p.shape[0], clip_prior))
     potential = flow_lib.make_potential(apply_fn, state.params, fprime)
     x_k = flow_lib.flow(potential, x0, k_flow, num_flow_steps, eta, nu)
 
@@ -114,10 +119,12 @@ def train_step(
     return new, metrics
 
 
-def make_step_fn(exp: Experiment) -> tuple[Callable, Callable]:
+def make_step_fn(exp: Experiment, mesh=None) -> tuple[Callable, Callable]:
     """(jitted state -> (state, metrics) drawing its own data batch, optimiser).
 
     The step's keys are `fold_in(root, step)`, so a resumed run repeats an uninterrupted one.
+    On a `mesh`, the state is replicated and the batch sharded over its `data` axis; the
+    random numbers do not depend on the layout, so any device count computes the same step.
     """
     c = exp.config
     tx, schedule = make_optimizer(
@@ -136,9 +143,15 @@ def make_step_fn(exp: Experiment) -> tuple[Callable, Callable]:
         ema_decay=c.train.ema_decay,
         clip_prior=c.prior.clip,
         max_abs_output=c.train.max_abs_output,
+        **({"constrain": parallel.batch_constraint(mesh)} if mesh is not None else {}),
     )
+    shardings = {}
+    if mesh is not None:
+        parallel.check_batch(c.train.batch_size, mesh)
+        repl = parallel.replicated(mesh)
+        shardings = {"in_shardings": (repl, repl, repl), "out_shardings": (repl, repl)}
 
-    @functools.partial(jax.jit, donate_argnums=0)
+    @functools.partial(jax.jit, donate_argnums=0, **shardings)
     def step_fn(state, prior, data):
         k_data = jax.random.fold_in(jax.random.fold_in(root, STREAM_DATA), state.step)
         k_train = jax.random.fold_in(jax.random.fold_in(root, STREAM_TRAIN), state.step)
@@ -150,9 +163,19 @@ def make_step_fn(exp: Experiment) -> tuple[Callable, Callable]:
     return (lambda state: step_fn(state, exp.prior, exp.data)), tx
 
 
-def initial_state(exp: Experiment, tx) -> TrainState:
+def initial_state(exp: Experiment, tx, mesh=None) -> TrainState:
+    """The step-0 state (the same on every process), replicated over `mesh` if given."""
     key = jax.random.fold_in(jax.random.PRNGKey(exp.config.seed), 3)
-    return init_state(exp.model, tx, key, jnp.zeros((1, *exp.shape), jnp.float32))
+    state = init_state(exp.model, tx, key, jnp.zeros((1, *exp.shape), jnp.float32))
+    return state if mesh is None else jax.device_put(state, parallel.replicated(mesh))
+
+
+def state_template(exp: Experiment, tx, mesh) -> TrainState:
+    """Abstract state (shapes, dtypes, replicated sharding) to restore checkpoints into: a
+    checkpoint saved on any device count restores onto this mesh."""
+    return parallel.abstract_like(
+        jax.eval_shape(lambda: initial_state(exp, tx)), parallel.replicated(mesh)
+    )
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -191,7 +214,7 @@ def restore_for_inference(config, workdir: str) -> tuple[Experiment, TrainState]
     warn_if_config_differs(config, workdir)
     _, tx = make_step_fn(exp)
     ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), create=False)
-    state = ckpt.restore_latest(initial_state(exp, tx))
+    state = ckpt.restore_latest(state_template(exp, tx, parallel.make_mesh()))
     ckpt.close()
     if state is None:
         raise FileNotFoundError(
@@ -199,6 +222,10 @@ def restore_for_inference(config, workdir: str) -> tuple[Experiment, TrainState]
             f"--mode=train --workdir={workdir}"
         )
     return exp, state
+
+
+def _step_of(state: TrainState) -> int:
+    return int(parallel.to_host(state.step))
 
 
 class DivergenceError(FloatingPointError):
@@ -209,7 +236,7 @@ NonFiniteError = DivergenceError  # the name the first release used
 
 
 def _to_host(metrics: dict) -> dict:
-    return {k: (bool(v) if k == "ok" else float(v)) for k, v in jax.device_get(metrics).items()}
+    return {k: (bool(v) if k == "ok" else float(v)) for k, v in parallel.to_host(metrics).items()}
 
 
 def _truncate_metrics(path: str, max_step: int) -> None:
@@ -288,33 +315,36 @@ def train(config, workdir: str) -> TrainState:
     from fdrl_jax import plotting
 
     exp = build_experiment(config)
+    mesh = parallel.make_mesh()
+    main = parallel.is_main_process()  # only process 0 writes logs and figures
     _check_workdir(workdir)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    if main:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            f.write(config.to_json_best_effort(indent=2, sort_keys=True))
 
-    step_fn, tx = make_step_fn(exp)
+    step_fn, tx = make_step_fn(exp, mesh)
     t = config.train
     ckpt = checkpoints.Checkpointer(
         os.path.join(workdir, "checkpoints"), max_to_keep=t.max_checkpoints
     )
-    # Shapes only: the live state's buffers are donated to each step.
-    template = jax.eval_shape(lambda: initial_state(exp, tx))
+    template = state_template(exp, tx, mesh)  # the live state's buffers are donated
     state = ckpt.restore_latest(template)
     if state is None:
-        state = initial_state(exp, tx)
+        state = initial_state(exp, tx, mesh)
     else:
-        logging.info("Resumed from step %d in %s", int(state.step), workdir)
+        logging.info("Resumed from step %d in %s", _step_of(state), workdir)
     metrics_path = os.path.join(workdir, "metrics.jsonl")
-    _truncate_metrics(metrics_path, int(state.step))
-    sample_fn = sampling.make_sample_fn(exp)
+    if main:
+        _truncate_metrics(metrics_path, _step_of(state))
+    sample_fn = sampling.make_sample_fn(exp, mesh=mesh)
     sample_key = jax.random.PRNGKey(config.sample.seed)
     plot_data = jax.device_get(exp.data.sample(jax.random.PRNGKey(config.eval.seed), 2000))
-    progress = Progress(int(state.step), t.num_steps)
+    progress = Progress(_step_of(state), t.num_steps)
     rollbacks = 0
 
     try:
-        with StopSignals() as stop, open(metrics_path, "a") as log:
-            step = int(state.step)
+        with StopSignals() as stop, open(metrics_path if main else os.devnull, "a") as log:
+            step = _step_of(state)
             while step < t.num_steps and stop.received is None:
                 step += 1
                 state, metrics = step_fn(state)
@@ -322,8 +352,8 @@ def train(config, workdir: str) -> TrainState:
                 if step % t.log_every == 0 or save:
                     m = _to_host(metrics)
                     # A diverged step leaves the state as it was, so its step count lags.
-                    if int(state.step) != step or not m.pop("ok"):
-                        bad = int(state.step) + 1
+                    if _step_of(state) != step or not m.pop("ok"):
+                        bad = _step_of(state) + 1
                         log.write(json.dumps({"step": bad, "diverged": True, **m}) + "\n")
                         log.flush()
                         if t.on_divergence != "rollback" or rollbacks >= t.max_rollbacks:
@@ -338,10 +368,11 @@ def train(config, workdir: str) -> TrainState:
                         rollbacks += 1
                         scale = state.lr_scale * t.rollback_lr_factor  # compounds over rollbacks
                         ckpt.wait()
-                        state = ckpt.restore_latest(template) or initial_state(exp, tx)
+                        state = ckpt.restore_latest(template) or initial_state(exp, tx, mesh)
                         state = state.replace(lr_scale=scale)
-                        step = int(state.step)
-                        _truncate_metrics(metrics_path, step)
+                        step = _step_of(state)
+                        if main:
+                            _truncate_metrics(metrics_path, step)
                         logging.warning(
                             "Diverged at step %d: rolled back to step %d with learning rate "
                             "× %.3g (rollback %d of %d).",
@@ -358,15 +389,16 @@ def train(config, workdir: str) -> TrainState:
                 if save:
                     ckpt.save(step, state)
                 if step % t.sample_every == 0 or step == t.num_steps:
-                    x = jax.device_get(
+                    x = parallel.to_host(
                         sample_fn(state.ema_params, sample_key, config.sample.num_samples)
                     )
-                    plotting.scatter_over_data(
-                        x,
-                        plot_data,
-                        os.path.join(workdir, "samples", f"step_{step:07d}.png"),
-                        title=f"EMA samples, step {step}",
-                    )
+                    if main:
+                        plotting.scatter_over_data(
+                            x,
+                            plot_data,
+                            os.path.join(workdir, "samples", f"step_{step:07d}.png"),
+                            title=f"EMA samples, step {step}",
+                        )
             if stop.received:
                 logging.warning(
                     "%s received: saved the checkpoint of step %d; run the same command again "

@@ -58,18 +58,19 @@ def compare(x: Array, y: Array, key: Array, num_projections: int) -> dict[str, f
 
 def run_eval(config, workdir: str) -> dict:
     """`--mode=eval` for vector data: model, prior and a second data draw, each vs data."""
-    from fdrl_jax import plotting, sampling
+    from fdrl_jax import parallel, plotting, sampling
     from fdrl_jax.train import restore_for_inference
 
     exp, state = restore_for_inference(config, workdir)
     n, e = config.eval.num_samples, config.eval
     keys = jax.random.split(jax.random.PRNGKey(e.seed), 5)
     steps = config.flow.num_steps + config.flow.kappa
-    model = sampling.make_sample_fn(exp, steps)(state.ema_params, keys[0], n)
+    sample_fn = sampling.make_sample_fn(exp, steps, mesh=parallel.make_mesh())
+    model = parallel.to_host(sample_fn(state.ema_params, keys[0], n))  # metrics on the host
     prior = sampling.draw_prior(exp.prior, keys[1], n, config.prior.clip)
     data, data2 = exp.data.sample(keys[2], n), exp.data.sample(keys[3], n)
     result = {
-        "step": int(state.step),
+        "step": int(parallel.to_host(state.step)),
         "num_samples": n,
         "flow_steps": steps,
         "model_vs_data": compare(model, data, keys[4], e.num_projections),
@@ -81,6 +82,9 @@ def run_eval(config, workdir: str) -> dict:
     result["energy_ratio_model_over_prior"] = (
         result["model_vs_data"]["energy_distance"] / result["prior_vs_data"]["energy_distance"]
     )
+    logging.info("eval: %s", json.dumps(result))
+    if not parallel.is_main_process():
+        return result
     out_dir = os.path.join(workdir, "eval")
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "toy_metrics.json"), "w") as f:
@@ -93,5 +97,4 @@ def run_eval(config, workdir: str) -> dict:
         ],
         os.path.join(out_dir, "toy_eval.png"),
     )
-    logging.info("eval: %s", json.dumps(result))
     return result
