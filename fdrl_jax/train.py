@@ -291,6 +291,15 @@ class StopSignals:
             signal.signal(sig, handler)
 
 
+def _divergence_message(step: int, m: dict, workdir: str) -> str:
+    return (
+        f"Training diverged at step {step} (loss={m['loss']:.4g}, mean output on flowed/data "
+        f"{m['out_q']:.4g}/{m['out_p']:.4g}). Stopped; the last good checkpoint in "
+        f"{workdir}/checkpoints is kept. Lower --config.optim.lr or --config.flow.eta and run "
+        "again to resume from it, or set --config.train.on_divergence=rollback."
+    )
+
+
 def _check_workdir(workdir: str) -> None:
     try:
         os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
@@ -357,16 +366,9 @@ def train(config, workdir: str) -> TrainState:
                         log.write(json.dumps({"step": bad, "diverged": True, **m}) + "\n")
                         log.flush()
                         if t.on_divergence != "rollback" or rollbacks >= t.max_rollbacks:
-                            raise DivergenceError(
-                                f"Training diverged at step {bad} (loss={m['loss']:.4g}, "
-                                f"mean output on flowed/data {m['out_q']:.4g}/{m['out_p']:.4g})."
-                                f" Stopped; the last good checkpoint in {workdir}/checkpoints "
-                                "is kept. Lower --config.optim.lr or --config.flow.eta and run "
-                                "again to resume from it, or set "
-                                "--config.train.on_divergence=rollback."
-                            )
+                            raise DivergenceError(_divergence_message(bad, m, workdir))
                         rollbacks += 1
-                        scale = state.lr_scale * t.rollback_lr_factor  # compounds over rollbacks
+                        scale = state.lr_scale * t.rollback_lr_factor  # compounds
                         ckpt.wait()
                         state = ckpt.restore_latest(template) or initial_state(exp, tx, mesh)
                         state = state.replace(lr_scale=scale)
@@ -374,11 +376,11 @@ def train(config, workdir: str) -> TrainState:
                         if main:
                             _truncate_metrics(metrics_path, step)
                         logging.warning(
-                            "Diverged at step %d: rolled back to step %d with learning rate "
-                            "× %.3g (rollback %d of %d).",
+                            "Diverged at step %d: rolled back to step %d with the "
+                            "learning rate × %.3g (rollback %d of %d).",
                             bad,
                             step,
-                            float(state.lr_scale),
+                            float(parallel.to_host(scale)),
                             rollbacks,
                             t.max_rollbacks,
                         )

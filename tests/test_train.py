@@ -147,3 +147,10 @@ def test_sampling_with_a_different_config_warns(smoke_config, tmp_path):
     smoke_config.flow.eta = 0.123
     smoke_config.sample.num_samples = 7  # sampling fields may differ freely
     assert train.warn_if_config_differs(smoke_config, wd) == ["flow.eta"]
+
+
+def test_unwritable_workdir_fails_before_training(smoke_config, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(PermissionError, match="Cannot write to --workdir"):
+        train.train(smoke_config, str(blocker / "run"))
