@@ -33,7 +33,11 @@ class Checkpointer:
             return
         self._manager = ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create),
+            # Synchronous saves: when the log shows step N, N's checkpoint is complete, so a
+            # crash loses at most one interval (a save is short next to an interval).
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=max_to_keep, create=create, enable_async_checkpointing=False
+            ),
         )
 
     def latest_step(self) -> int | None:

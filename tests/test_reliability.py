@@ -140,6 +140,10 @@ def test_random_sigkills_always_resume_from_a_valid_checkpoint(tmp_path):
         break
     assert kills >= 4 and during_write >= 1
     assert max(lost) <= 40  # at most one checkpoint interval of logged work
+    print(
+        f"SIGKILLs: {kills} ({during_write} during a checkpoint write); logged steps lost "
+        f"per kill: {lost}"
+    )
     reference = train.train(_config(steps), str(tmp_path / "reference"))
     assert _equal(_final_state(wd, steps), reference)
 
