@@ -106,3 +106,25 @@ class Checkpointer:
         if self._manager is not None:
             self._manager.wait_until_finished()
             self._manager.close()
+
+
+def save_params(path: str, params) -> None:
+    """A params pytree as a flat .npz ('a/b/kernel' keys): portable between tools."""
+    from flax import traverse_util
+
+    flat = traverse_util.flatten_dict(jax.device_get(params), sep="/")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    np.savez(path, **{k: np.asarray(v) for k, v in flat.items()})
+
+
+def load_params(path: str):
+    """The params pytree that `save_params` wrote (or any .npz with '/'-joined keys)."""
+    from flax import traverse_util
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"No params file at {path!r}; train one (e.g. --mode=gan) or "
+            "pass the path of an .npz with '/'-joined parameter names."
+        )
+    with np.load(path) as z:
+        return traverse_util.unflatten_dict({k: z[k] for k in z.files}, sep="/")

@@ -86,6 +86,26 @@ def default_config() -> ml_collections.ConfigDict:
     c.sample.clip_output = False  # clamp final samples to [-1, 1] (images)
     c.sample.seed = 1
 
+    # --mode=gan: a small GAN on the same data (a base model for DGflow refinement).
+    c.gan = ml_collections.ConfigDict()
+    c.gan.num_steps = 2_000
+    c.gan.batch_size = 256
+    c.gan.lr = 2e-4
+    c.gan.latent_dim = 2
+    c.gan.num_samples = 5_000
+
+    # --mode=refine: DGflow refinement of the samples in `refine.input` (.npz).
+    c.refine = ml_collections.ConfigDict()
+    c.refine.input = ""  # e.g. <workdir>/gan/samples.npz
+    c.refine.key = "samples"
+    c.refine.source = "discriminator"  # discriminator | estimator (this run's FDRL estimator)
+    c.refine.discriminator = ""  # params .npz of a `model`-shaped logit net (--mode=gan's)
+    c.refine.divergence = "kl"  # kl | js | logd (discriminator source)
+    c.refine.num_steps = 25
+    c.refine.eta = 0.01
+    c.refine.gamma = 0.0
+    c.refine.seed = 3
+
     c.eval = ml_collections.ConfigDict()
     c.eval.num_samples = 10_000  # energy distance at 2k samples is too noisy for a 5% bar
     c.eval.num_projections = 512  # sliced Wasserstein directions
@@ -165,6 +185,8 @@ def apply_args(config: ml_collections.ConfigDict, arg: str | None) -> ml_collect
             config.sample.num_samples = 256
             config.eval.num_samples = 256
             config.eval.num_projections = 64
+            config.gan.num_steps = 50
+            config.gan.num_samples = 256
         else:
             raise ValueError(
                 f"Unknown config argument {token!r}; use 'smoke', 'spec' and/or a pairing "
@@ -235,6 +257,23 @@ RULES = {
     "sample.num_samples": _int_in(1, 10**8),
     "sample.clip_output": _BOOL,
     "sample.seed": _int_in(0, 2**31 - 1),
+    "gan.num_steps": _int_in(0, 10**8),
+    "gan.batch_size": _int_in(1, 10**6),
+    "gan.lr": _num(lambda v: v > 0, "> 0"),
+    "gan.latent_dim": _int_in(1, 10**5),
+    "gan.num_samples": _int_in(1, 10**8),
+    "refine.input": (lambda v: isinstance(v, str), "a path to an .npz (string)"),
+    "refine.key": (lambda v: isinstance(v, str), "an array name (string)"),
+    "refine.source": (
+        lambda v: v in ("discriminator", "estimator"),
+        "'discriminator' or 'estimator'",
+    ),
+    "refine.discriminator": (lambda v: isinstance(v, str), "a path to a params .npz (string)"),
+    "refine.divergence": (lambda v: v in ("kl", "js", "logd"), "'kl', 'js' or 'logd'"),
+    "refine.num_steps": _int_in(0, 10**6),
+    "refine.eta": _num(lambda v: v > 0, "> 0"),
+    "refine.gamma": _num(lambda v: v >= 0, ">= 0"),
+    "refine.seed": _int_in(0, 2**31 - 1),
     "eval.num_samples": _int_in(2, 10**7),
     "eval.num_projections": _int_in(1, 10**5),
     "eval.seed": _int_in(0, 2**31 - 1),

@@ -19,7 +19,12 @@ flags.DEFINE_string(
     "Run directory: config.json, checkpoints/, metrics.jsonl, "
     "samples/, eval/. Reusing it resumes from the latest checkpoint.",
 )
-flags.DEFINE_enum("mode", "train", ["train", "sample", "eval"], "What to do.")
+flags.DEFINE_enum(
+    "mode",
+    "train",
+    ["train", "sample", "eval", "gan", "refine"],
+    "train | sample | eval (FDRL); gan (train a base GAN) | refine (DGflow).",
+)
 flags.DEFINE_enum(
     "distributed",
     "auto",
@@ -41,7 +46,7 @@ FLAGS = flags.FLAGS
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from fdrl_jax import parallel, sampling, train
+    from fdrl_jax import dgflow, gan, parallel, sampling, train
     from fdrl_jax.evaluation import toy_metrics
 
     parallel.initialize(
@@ -52,7 +57,13 @@ def main(argv) -> None:
     # Orbax logs every checkpoint phase at INFO; keep the progress lines readable.
     logging.get_absl_handler().addFilter(lambda r: "orbax" not in r.pathname)
     workdir = os.path.abspath(FLAGS.workdir)
-    modes = {"train": train.train, "sample": sampling.run_sample, "eval": toy_metrics.run_eval}
+    modes = {
+        "train": train.train,
+        "sample": sampling.run_sample,
+        "eval": toy_metrics.run_eval,
+        "gan": gan.run_gan,
+        "refine": dgflow.run_refine,
+    }
     modes[FLAGS.mode](FLAGS.config, workdir)
 
 

@@ -354,10 +354,13 @@ def train(config, workdir: str) -> TrainState:
     try:
         with StopSignals() as stop, open(metrics_path if main else os.devnull, "a") as log:
             step = _step_of(state)
-            while step < t.num_steps and stop.received is None:
+            while step < t.num_steps:
                 step += 1
                 state, metrics = step_fn(state)
-                save = step % t.checkpoint_every == 0 or step == t.num_steps or stop.received
+                # Read the flag once: a signal landing later in this iteration is handled
+                # (step, save, stop) in the next one, never between a save and the exit.
+                stopping = stop.received is not None
+                save = step % t.checkpoint_every == 0 or step == t.num_steps or stopping
                 if step % t.log_every == 0 or save:
                     m = _to_host(metrics)
                     # A diverged step leaves the state as it was, so its step count lags.
@@ -401,6 +404,8 @@ def train(config, workdir: str) -> TrainState:
                             os.path.join(workdir, "samples", f"step_{step:07d}.png"),
                             title=f"EMA samples, step {step}",
                         )
+                if stopping:
+                    break
             if stop.received:
                 logging.warning(
                     "%s received: saved the checkpoint of step %d; run the same command again "
