@@ -232,9 +232,6 @@ class DivergenceError(FloatingPointError):
     """Training produced a non-finite loss or gradient, or an exploding estimator."""
 
 
-NonFiniteError = DivergenceError  # the name the first release used
-
-
 def _to_host(metrics: dict) -> dict:
     return {k: (bool(v) if k == "ok" else float(v)) for k, v in parallel.to_host(metrics).items()}
 
