@@ -109,21 +109,23 @@ def test_sigterm_saves_exits_zero_and_resumes_exactly(tmp_path):
 
 
 def test_random_sigkills_always_resume_from_a_valid_checkpoint(tmp_path):
-    steps, wd = 400, str(tmp_path / "run")
+    steps, wd = 800, str(tmp_path / "run")
     rng = random.Random(0)
     kills, during_write, lost = 0, 0, []
     while True:
         before = checkpoints.Checkpointer(os.path.join(wd, "checkpoints")).latest_step() or 0
         proc = _start(wd, steps)
         if kills < 6:
-            # Half the kills wait for a checkpoint write in progress, half strike at random.
+            # Half the kills wait for a checkpoint write in progress; half strike at a random
+            # point of training (a random number of steps past the last checkpoint).
             target_write = kills % 2 == 1
-            deadline = time.time() + rng.uniform(3.0, 8.0)
-            while proc.poll() is None and time.time() < deadline + (30 if target_write else 0):
+            target_step = before + rng.randint(1, 100)
+            deadline = time.time() + 120
+            while proc.poll() is None and time.time() < deadline:
                 if target_write and glob.glob(os.path.join(wd, "checkpoints", "*tmp*")):
                     during_write += 1
                     break
-                if not target_write and time.time() > deadline:
+                if not target_write and _logged_steps(wd) >= target_step:
                     break
                 time.sleep(0.001)
             if proc.poll() is None:
@@ -138,7 +140,7 @@ def test_random_sigkills_always_resume_from_a_valid_checkpoint(tmp_path):
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-2000:]
         break
-    assert kills >= 4 and during_write >= 1
+    assert kills == 6 and during_write >= 1
     assert max(lost) <= 40  # at most one checkpoint interval of logged work
     print(
         f"SIGKILLs: {kills} ({during_write} during a checkpoint write); logged steps lost "
