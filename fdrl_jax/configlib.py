@@ -317,6 +317,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 f"Unknown {kind} {value!r}; choose one of {sorted(known)} (config field `{path}`)."
             )
     divergences.check_pairing(config.loss, config.divergence)
+    if config.model.name == "resnet":  # every dataset so far is vectors (N, D)
+        raise ValueError(
+            "Invalid config: `model.name` = 'resnet' needs image data (N, H, W, C), and "
+            f"dataset {config.data.name!r} holds vectors; use model.name = 'mlp'."
+        )
     if config.flow.num_steps + config.flow.kappa < 1:
         raise ValueError("Invalid config: `flow.num_steps` + `flow.kappa` must be >= 1.")
     if config.prior.low >= config.prior.high:

@@ -107,6 +107,7 @@ def test_invalid_configs_are_clear_errors(smoke_config):
         ("prior.name", "cauchy", None, None, "Unknown prior 'cauchy'"),
         ("data.name", "moons", None, None, "Unknown dataset 'moons'"),
         ("model.name", "vit", None, None, "Unknown model 'vit'"),
+        ("model.name", "resnet", None, None, "needs image data"),
         ("flow.eta", -1.0, None, None, "`flow.eta` must be a finite number > 0"),
         ("train.ema_decay", 1.0, None, None, r"`train.ema_decay` must be .* in \[0, 1\)"),
     ]

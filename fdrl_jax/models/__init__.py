@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import flax.linen as nn
 
 from fdrl_jax.models.mlp import MLP
+from fdrl_jax.models.resnet import ARCHS, ResNetEstimator
 
-MODELS: dict[str, type[nn.Module]] = {"mlp": MLP}
+MODELS: dict[str, type[nn.Module]] = {"mlp": MLP, "resnet": ResNetEstimator}
 
 
 def build_model(cfg) -> nn.Module:
-    """The estimator named by `cfg.name`, built with the remaining fields of `cfg`."""
+    """The estimator named by `cfg.name`, built from the fields of `cfg` it declares (so one
+    config section can hold the fields of several models)."""
     if cfg.name not in MODELS:
         raise ValueError(
             f"Unknown model {cfg.name!r}; choose one of {sorted(MODELS)} "
             "(config field `model.name`)."
         )
-    kwargs = {k: v for k, v in cfg.items() if k != "name"}
-    return MODELS[cfg.name](**kwargs)
+    cls = MODELS[cfg.name]
+    known = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
+    return cls(**{k: v for k, v in cfg.items() if k in known})
 
 
-__all__ = ["MLP", "MODELS", "build_model"]
+__all__ = ["ARCHS", "MLP", "MODELS", "ResNetEstimator", "build_model"]
