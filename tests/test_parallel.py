@@ -10,8 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from fdrl_jax import checkpoints, configlib, parallel, train
-from fdrl_jax.experiment import build_experiment
+from fdrl_jax import configlib, parallel, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "--config=configs/swissroll.py:smoke"
@@ -47,12 +46,7 @@ def _config(num_steps):
 
 def _restore(workdir, num_steps):
     """Restore (here: one device) what another device count saved."""
-    exp = build_experiment(_config(num_steps))
-    _, tx = train.make_step_fn(exp)
-    ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"))
-    state = ckpt.restore_latest(train.state_template(exp, tx, parallel.make_mesh()))
-    ckpt.close()
-    return state
+    return train.restore_for_inference(_config(num_steps), workdir)[1]
 
 
 def _close(a, b, rtol=1e-5):

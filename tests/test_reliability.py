@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from fdrl_jax import checkpoints, configlib, train
-from fdrl_jax.experiment import build_experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = [
@@ -58,12 +57,7 @@ def _config(num_steps):
 
 
 def _final_state(workdir, num_steps):
-    exp = build_experiment(_config(num_steps))
-    _, tx = train.make_step_fn(exp)
-    ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"))
-    state = ckpt.restore_latest(train.initial_state(exp, tx))
-    ckpt.close()
-    return state
+    return train.restore_for_inference(_config(num_steps), workdir)[1]
 
 
 def _equal(a, b):
