@@ -155,3 +155,15 @@ def test_unwritable_workdir_fails_before_training(smoke_config, tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(PermissionError, match="Cannot write to --workdir"):
         train.train(smoke_config, str(blocker / "run"))
+
+
+def test_sampling_more_then_truncating_gives_the_same_first_samples(smoke_config):
+    # make_sample_fn pads n to the device count; that must not change the first n samples.
+    from fdrl_jax import sampling
+
+    exp = build_experiment(smoke_config)
+    _, tx = train.make_step_fn(exp)
+    params = train.initial_state(exp, tx).params
+    fn = sampling.make_sample_fn(exp)
+    key = jax.random.PRNGKey(0)
+    np.testing.assert_allclose(fn(params, key, 10), fn(params, key, 16)[:10], rtol=1e-6)
