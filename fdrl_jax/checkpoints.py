@@ -109,12 +109,18 @@ class Checkpointer:
 
 
 def save_params(path: str, params) -> None:
-    """A params pytree as a flat .npz ('a/b/kernel' keys): portable between tools."""
+    """A params pytree as a flat .npz ('a/b/kernel' keys): portable between tools.
+
+    A '/' inside one name (flax's spectral-norm state, e.g. 'Dense_0/kernel/u') is written as
+    '%2F' so the nesting survives the round trip."""
     from flax import traverse_util
 
-    flat = traverse_util.flatten_dict(jax.device_get(params), sep="/")
+    flat = traverse_util.flatten_dict(jax.device_get(params))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    np.savez(path, **{k: np.asarray(v) for k, v in flat.items()})
+    np.savez(
+        path,
+        **{"/".join(p.replace("/", "%2F") for p in k): np.asarray(v) for k, v in flat.items()},
+    )
 
 
 def load_params(path: str):
@@ -127,4 +133,5 @@ def load_params(path: str):
             "pass the path of an .npz with '/'-joined parameter names."
         )
     with np.load(path) as z:
-        return traverse_util.unflatten_dict({k: z[k] for k in z.files}, sep="/")
+        flat = {tuple(p.replace("%2F", "/") for p in k.split("/")): z[k] for k in z.files}
+    return traverse_util.unflatten_dict(flat)

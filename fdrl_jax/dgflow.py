@@ -139,58 +139,102 @@ def _load_samples(path: str, key: str):
         return np.asarray(z[key], np.float32)
 
 
+def _variables(loaded: dict) -> dict:
+    """A loaded params file as flax variables: files from `--mode=gan` hold {"params": ...,
+    [stats]}; external ones may hold the params tree alone."""
+    return loaded if "params" in loaded else {"params": loaded}
+
+
 def run_refine(config, workdir: str) -> dict:
     """`--mode=refine`: refine `refine.input`'s samples with a discriminator (DGflow) or with
-    this run's FDRL estimator; write eval/refined.npz, eval/refine.json and a figure."""
+    this run's FDRL estimator, in data space or (`refine.space = latent`) in the latent space
+    of `refine.generator`; write eval/refined.npz, eval/refine.json and a figure."""
     import json
     import os
 
     import numpy as np
     from absl import logging
 
-    from fdrl_jax import checkpoints, configlib, models, plotting
-    from fdrl_jax.data import build_data
+    from fdrl_jax import checkpoints, configlib, plotting
+    from fdrl_jax.data import build_data, is_image_data
     from fdrl_jax.evaluation import energy_distance
+    from fdrl_jax.gan import build_discriminator, build_generator
 
     configlib.validate(config)
     r = config.refine
-    x = _load_samples(r.input, r.key)
     data_source = build_data(config.data)
-    if x.shape[1:] != tuple(data_source.shape):
-        raise ValueError(
-            f"Samples of shape {x.shape[1:]} do not match the data's "
-            f"{tuple(data_source.shape)} (config field `data`)."
-        )
+    # Inputs first: a wrong path fails before any checkpoint or params are read.
+    if r.space == "latent":
+        z = _load_samples(r.input, r.latent_key)
+        generator = build_generator(config, data_source.shape)
+        g_vars = _variables(checkpoints.load_params(r.generator))
+
+        def decode(latents):
+            return generator.apply(g_vars, latents)
+
+        start = z
+    else:
+        x = _load_samples(r.input, r.key)
+        if x.shape[1:] != tuple(data_source.shape):
+            raise ValueError(
+                f"Samples of shape {x.shape[1:]} do not match the data's "
+                f"{tuple(data_source.shape)} (config field `data`)."
+            )
+        start, decode = x, None
     if r.source == "estimator":
         from fdrl_jax.train import restore_for_inference
 
         exp, state = restore_for_inference(config, workdir)
-        potential = flow_lib.make_potential(exp.apply_fn, state.ema_params, exp.fprime)
+        potential = flow_lib.make_potential(exp.apply_fn, state.ema_variables, exp.fprime)
     else:
-        model = models.build_model(config.model)
-        params = checkpoints.load_params(r.discriminator)
-        potential = data_potential(lambda y: model.apply({"params": params}, y), r.divergence)
-    refined = np.asarray(
-        jax.jit(lambda x0, k: refine(potential, x0, k, r.num_steps, r.eta, r.gamma))(
-            x, jax.random.PRNGKey(r.seed)
-        )
+        model = build_discriminator(config)
+        variables = _variables(checkpoints.load_params(r.discriminator))
+        potential = data_potential(lambda y: model.apply(variables, y), r.divergence)
+
+    if decode is None:
+        flow_potential = potential
+    else:
+
+        def flow_potential(latents):  # DGflow Algorithm 1: the potential of G(z)
+            return potential(decode(latents))
+
+    moved = jax.jit(lambda s, k: refine(flow_potential, s, k, r.num_steps, r.eta, r.gamma))(
+        start, jax.random.PRNGKey(r.seed)
     )
+    if decode is None:
+        x, refined = start, np.asarray(moved)
+    else:
+        x, refined = np.asarray(decode(start)), np.asarray(decode(moved))
     data = np.asarray(data_source.sample(jax.random.PRNGKey(config.eval.seed), len(x)))
+    flat = [a.reshape(len(a), -1) for a in (x, refined, data)]
     result = {
         "num_samples": len(x),
         "source": r.source,
+        "space": r.space,
         "num_steps": r.num_steps,
-        "energy_distance_before": float(energy_distance(x, data)),
-        "energy_distance_after": float(energy_distance(refined, data)),
+        "energy_distance_before": float(energy_distance(flat[0], flat[2])),
+        "energy_distance_after": float(energy_distance(flat[1], flat[2])),
     }
+    if config.data.name == "digits":
+        from fdrl_jax.evaluation.digits_metrics import digits_scores
+
+        result["digits_before"], result["digits_after"] = digits_scores(x), digits_scores(refined)
     out = os.path.join(workdir, "eval")
     os.makedirs(out, exist_ok=True)
-    np.savez(os.path.join(out, "refined.npz"), before=x, after=refined)
+    arrays = {"before": x, "after": refined}
+    if decode is not None:
+        arrays.update(latents_before=np.asarray(start), latents_after=np.asarray(moved))
+    np.savez(os.path.join(out, "refined.npz"), **arrays)
     with open(os.path.join(out, "refine.json"), "w") as f:
         json.dump(result, f, indent=2)
-    plotting.panels(
-        [("before", x), (f"refined ({r.num_steps} steps)", refined), ("data", data)],
-        os.path.join(out, "refine.png"),
-    )
+    if is_image_data(data_source):
+        n = min(len(x), 32)  # rows of 8: before, then after
+        pairs = np.concatenate([x[:n], refined[:n]])
+        plotting.save_image_grid(pairs, os.path.join(out, "refine.png"), ncol=8)
+    else:
+        plotting.panels(
+            [("before", x), (f"refined ({r.num_steps} steps)", refined), ("data", data)],
+            os.path.join(out, "refine.png"),
+        )
     logging.info("refine: %s", json.dumps(result))
     return result

@@ -6,13 +6,17 @@ This is the one place that reads the config's names; the math modules never see 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from collections.abc import Callable
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
-from fdrl_jax import configlib, divergences, models, priors
+from fdrl_jax import configlib, divergences, models, parallel, priors
 from fdrl_jax.data import build_data
 
 
@@ -24,40 +28,97 @@ class Experiment:
     prior: object  # has .sample(key, n)
     fprime: Callable
     loss_fn: Callable
+    # Compute dtype of the estimator (train.precision); its outputs are float32 either way.
+    compute_dtype: object = jnp.float32
 
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.data.shape)
 
-    def apply_fn(self, params, x):
-        return self.model.apply({"params": params}, x)
+    def apply_fn(self, variables, x):
+        """The net output (B,) for `variables` = {"params": ..., plus any state collections}.
+
+        In bfloat16 the variables and inputs are cast for the pass only: the float32 params,
+        optimiser state and particles are what get updated, and gradients come back float32.
+        """
+        if self.compute_dtype == jnp.float32:
+            return self.model.apply(variables, x)
+        variables = jax.tree.map(lambda a: _cast(a, self.compute_dtype), variables)
+        out = self.model.apply(variables, x.astype(self.compute_dtype))
+        return out.astype(jnp.float32)
+
+    def update_stats(self, params, stats: dict, x) -> dict:
+        """One power iteration of every spectral norm (`stats` = the non-param collections)."""
+        _, new = self.model.apply(
+            {"params": params, **stats}, x, update_stats=True, mutable=list(stats)
+        )
+        return dict(new)
+
+
+def _cast(a, dtype):
+    return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
 
 
 # Separate PRNG streams derived from the root key; each is folded with the step.
 STREAM_TRAIN, STREAM_DATA, STREAM_FIT = 0, 1, 2
 
 
-def fit_samples(data, n: int, seed: int) -> np.ndarray:
-    """Samples to fit a data-dependent prior: all points of a finite set, else n fresh draws."""
+def fit_data(data, n: int, seed: int, batch_size: int = 1000):
+    """(batches, total) to fit a data-dependent prior: every item of a finite set (images
+    without flips or noise), else n fresh draws of an infinite source."""
+    if hasattr(data, "clean_batches"):
+        return data.clean_batches(batch_size), len(data)
     points = getattr(data, "points", None)
     if points is not None:
-        return np.asarray(points)
+        return [np.asarray(points)], int(points.shape[0])
     key = jax.random.fold_in(jax.random.PRNGKey(seed), STREAM_FIT)
-    return np.asarray(data.sample(key, n))
+    return [np.asarray(data.sample(key, n))], n
 
 
-def build_experiment(config) -> Experiment:
-    """Validate `config` and build everything a run needs from it."""
+def prior_fingerprint(config) -> str:
+    """What a fitted prior depends on: the data and prior sections (and the seed)."""
+    return json.dumps(
+        {"data": config.data.to_dict(), "prior": config.prior.to_dict(), "seed": config.seed},
+        sort_keys=True,
+        default=str,
+    )
+
+
+def build_prior(config, data, workdir: str | None = None):
+    """The config's prior. A fitted (data-dependent) prior is stored in `<workdir>/prior.npz`
+    and reused by later runs with the same data and prior settings."""
+
+    def fit():
+        return fit_data(data, config.prior.fit_samples, config.seed)
+
+    if config.prior.name != "ddp" or workdir is None:
+        return priors.build_prior(config.prior, data.shape, fit)
+    path, fingerprint = os.path.join(workdir, "prior.npz"), prior_fingerprint(config)
+    prior = priors.load_prior(path, fingerprint)
+    if prior is not None:
+        logging.info("Using the fitted prior in %s", path)
+        return prior
+    prior = priors.build_prior(config.prior, data.shape, fit)
+    if parallel.is_main_process():
+        try:
+            priors.save_prior(path, prior, fingerprint)
+        except OSError as e:  # a read-only workdir (e.g. sampling elsewhere) only costs a refit
+            logging.warning("Could not store the fitted prior in %s: %s", path, e)
+    return prior
+
+
+def build_experiment(config, workdir: str | None = None) -> Experiment:
+    """Validate `config` and build everything a run needs from it (with `workdir`, a fitted
+    prior is cached there)."""
     configlib.validate(config)
     data = build_data(config.data)
-    prior = priors.build_prior(
-        config.prior, data.shape, lambda: fit_samples(data, config.prior.fit_samples, config.seed)
-    )
+    configlib.validate_for_data(config, data.shape)
     return Experiment(
         config=config,
         model=models.build_model(config.model),
         data=data,
-        prior=prior,
+        prior=build_prior(config, data, workdir),
         fprime=divergences.get_fprime(config.divergence),
         loss_fn=divergences.get_loss(config.loss),
+        compute_dtype=jnp.dtype(config.train.precision),
     )

@@ -16,18 +16,23 @@ Array = jax.Array
 
 
 class MLPGenerator(nn.Module):
-    """z (B, latent) -> x (B, out_dim): LeakyReLU(0.2) MLP."""
+    """z (B, latent) -> x (B, out_dim), or (B, *out_shape): LeakyReLU(0.2) MLP; `tanh` bounds
+    the output to [-1, 1] (images)."""
 
     out_dim: int = 2
     hidden: int = 128
     num_hidden_layers: int = 3
+    tanh: bool = False
+    out_shape: tuple[int, ...] | None = None
 
     @nn.compact
     def __call__(self, z: Array) -> Array:
         h = z
         for _ in range(self.num_hidden_layers):
             h = nn.leaky_relu(nn.Dense(self.hidden)(h), 0.2)
-        return nn.Dense(self.out_dim)(h)
+        out = nn.Dense(self.out_dim)(h)
+        out = jnp.tanh(out) if self.tanh else out
+        return out if self.out_shape is None else out.reshape(out.shape[0], *self.out_shape)
 
 
 @struct.dataclass
@@ -37,6 +42,14 @@ class GANState:
     d_params: object
     g_opt: object
     d_opt: object
+    # The discriminator's non-param collections (spectral norm's power-iteration state); {}
+    # without spectral norm.
+    d_stats: dict = struct.field(default_factory=dict)
+
+    @property
+    def d_variables(self) -> dict:
+        """What `discriminator.apply` takes (and what `run_gan` saves)."""
+        return {"params": self.d_params, **self.d_stats}
 
 
 def train_gan(
@@ -54,34 +67,45 @@ def train_gan(
     """Alternate one discriminator and one generator Adam step, `num_steps` times.
 
     The discriminator's logit d(x) estimates log(p_data / p_gen) (data labelled 1), which is
-    what `dgflow` refines with. Any Flax generator / discriminator (a logit per sample) works.
+    what `dgflow` refines with. Any Flax generator / discriminator (a logit per sample) works;
+    a discriminator with state collections (spectral norm) gets one `update_stats=True` pass
+    per step before its loss.
     """
     k_g, k_d, k_loop = jax.random.split(key, 3)
     g_params = generator.init(k_g, jnp.zeros((1, latent_dim)))["params"]
     x_shape = jax.eval_shape(
         lambda: generator.apply({"params": g_params}, jnp.zeros((1, latent_dim)))
     ).shape
-    d_params = discriminator.init(k_d, jnp.zeros(x_shape))["params"]
+    d_vars = dict(discriminator.init(k_d, jnp.zeros(x_shape)))
+    d_params = d_vars.pop("params")
     tx = optax.adam(lr, b1=b1)
     state = GANState(
-        jnp.zeros((), jnp.int32), g_params, d_params, tx.init(g_params), tx.init(d_params)
+        jnp.zeros((), jnp.int32), g_params, d_params, tx.init(g_params), tx.init(d_params), d_vars
     )
 
     def gen(p, z):
         return generator.apply({"params": p}, z)
 
-    def disc(p, x):
-        return discriminator.apply({"params": p}, x)
+    def disc(p, stats, x):
+        return discriminator.apply({"params": p, **stats}, x)
 
     @jax.jit
     def step(s: GANState) -> GANState:
         k = jax.random.fold_in(k_loop, s.step)
         k_x, k_z1, k_z2 = jax.random.split(k, 3)
-        x = sample_data(k_x, batch_size)
+        x = sample_data(k_x, batch_size).reshape(batch_size, *x_shape[1:])
         fake = gen(s.g_params, jax.random.normal(k_z1, (batch_size, latent_dim)))
+        stats = s.d_stats
+        if stats:
+            _, stats = discriminator.apply(
+                {"params": s.d_params, **stats}, x[:1], update_stats=True, mutable=list(stats)
+            )
+            stats = dict(stats)
 
         def d_loss(p):  # data → 1, fake → 0
-            return jnp.mean(jax.nn.softplus(-disc(p, x))) + jnp.mean(jax.nn.softplus(disc(p, fake)))
+            return jnp.mean(jax.nn.softplus(-disc(p, stats, x))) + jnp.mean(
+                jax.nn.softplus(disc(p, stats, fake))
+            )
 
         g_d = jax.grad(d_loss)(s.d_params)
         upd, d_opt = tx.update(g_d, s.d_opt, s.d_params)
@@ -89,11 +113,13 @@ def train_gan(
 
         def g_loss(p):  # non-saturating: maximise log D(G(z))
             z = jax.random.normal(k_z2, (batch_size, latent_dim))
-            return jnp.mean(jax.nn.softplus(-disc(d_params, gen(p, z))))
+            return jnp.mean(jax.nn.softplus(-disc(d_params, stats, gen(p, z))))
 
         g_g = jax.grad(g_loss)(s.g_params)
         upd, g_opt = tx.update(g_g, s.g_opt, s.g_params)
-        return GANState(s.step + 1, optax.apply_updates(s.g_params, upd), d_params, g_opt, d_opt)
+        return GANState(
+            s.step + 1, optax.apply_updates(s.g_params, upd), d_params, g_opt, d_opt, stats
+        )
 
     for _ in range(num_steps):
         state = step(state)
@@ -105,31 +131,46 @@ def default_discriminator() -> nn.Module:
     return MLP()
 
 
+def build_generator(config, data_shape) -> MLPGenerator:
+    """The MLP generator `--mode=gan` trains for `config`'s data (tanh for images)."""
+    import numpy as np
+
+    return MLPGenerator(
+        out_dim=int(np.prod(data_shape)),
+        hidden=config.gan.hidden,
+        tanh=len(data_shape) == 3,
+        out_shape=tuple(data_shape),
+    )
+
+
+def build_discriminator(config) -> nn.Module:
+    """The config's estimator network as the discriminator (spectrally normalised if
+    `gan.spectral_norm`)."""
+    from fdrl_jax import models
+
+    model = models.build_model(config.model)
+    return model.clone(spectral_norm=True) if config.gan.spectral_norm else model
+
+
 def run_gan(config, workdir: str) -> str:
     """`--mode=gan`: train a GAN on the config's data; write `<workdir>/gan/` with the
-    generator and discriminator params (.npz) and `samples.npz` of its samples."""
+    generator and discriminator variables (.npz) and `samples.npz` (samples and latents)."""
     import os
 
     import numpy as np
     from absl import logging
 
-    from fdrl_jax import checkpoints, configlib, models
+    from fdrl_jax import checkpoints, configlib
     from fdrl_jax.data import build_data
 
     configlib.validate(config)
     data, g = build_data(config.data), config.gan
-    dim = int(np.prod(data.shape))
-    generator = MLPGenerator(out_dim=dim)
-    discriminator = models.build_model(config.model)
-
-    def sample(k, n):
-        return data.sample(k, n).reshape(n, dim)
-
+    generator, discriminator = build_generator(config, data.shape), build_discriminator(config)
     logging.info("Training a GAN for %d steps", g.num_steps)
     state = train_gan(
         generator,
         discriminator,
-        sample,
+        data.sample,
         jax.random.PRNGKey(config.seed),
         latent_dim=g.latent_dim,
         num_steps=g.num_steps,
@@ -138,7 +179,7 @@ def run_gan(config, workdir: str) -> str:
     )
     out = os.path.join(workdir, "gan")
     checkpoints.save_params(os.path.join(out, "generator.npz"), state.g_params)
-    checkpoints.save_params(os.path.join(out, "discriminator.npz"), state.d_params)
+    checkpoints.save_params(os.path.join(out, "discriminator.npz"), state.d_variables)
     z = jax.random.normal(jax.random.PRNGKey(config.sample.seed), (g.num_samples, g.latent_dim))
     x = np.asarray(generator.apply({"params": state.g_params}, z))
     path = os.path.join(out, "samples.npz")

@@ -22,8 +22,9 @@ flags.DEFINE_string(
 flags.DEFINE_enum(
     "mode",
     "train",
-    ["train", "sample", "eval", "gan", "refine"],
-    "train | sample | eval (FDRL); gan (train a base GAN) | refine (DGflow).",
+    ["train", "sample", "eval", "gan", "refine", "classifier", "conditional", "translate"],
+    "train | sample | eval (FDRL); gan (train a base GAN) | refine (DGflow); classifier "
+    "(train p(y|x)) | conditional (class-conditional samples) | translate (source -> target).",
 )
 flags.DEFINE_enum(
     "distributed",
@@ -46,8 +47,7 @@ FLAGS = flags.FLAGS
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from fdrl_jax import dgflow, gan, parallel, sampling, train
-    from fdrl_jax.evaluation import toy_metrics
+    from fdrl_jax import dgflow, evaluation, gan, parallel, sampling, train
 
     parallel.initialize(
         FLAGS.distributed, FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
@@ -60,10 +60,15 @@ def main(argv) -> None:
     modes = {
         "train": train.train,
         "sample": sampling.run_sample,
-        "eval": toy_metrics.run_eval,
+        "eval": evaluation.run_eval,
         "gan": gan.run_gan,
         "refine": dgflow.run_refine,
     }
+    from fdrl_jax import classifier, conditional, translate
+
+    modes["classifier"] = classifier.run_classifier
+    modes["conditional"] = conditional.run_conditional_sample
+    modes["translate"] = translate.run_translate
     modes[FLAGS.mode](FLAGS.config, workdir)
 
 

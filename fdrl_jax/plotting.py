@@ -40,3 +40,58 @@ def panels(sets: Sequence[tuple[str, np.ndarray]], path: str) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
+
+
+def make_grid(images: np.ndarray, ncol: int | None = None, pad: int = 1) -> np.ndarray:
+    """uint8 (N, H, W, C) -> one uint8 (rows·(H+pad)+pad, ncol·(W+pad)+pad, C) mosaic."""
+    images = np.asarray(images)
+    n, h, w, c = images.shape
+    ncol = ncol or int(np.ceil(np.sqrt(n)))
+    nrow = int(np.ceil(n / ncol))
+    grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), 255, np.uint8)
+    for i, im in enumerate(images):
+        r, q = divmod(i, ncol)
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + q * (w + pad) :][:, :w] = im
+    return grid
+
+
+def save_image_grid(
+    x: np.ndarray, path: str, ncol: int | None = None, scale: int = 0
+) -> np.ndarray:
+    """Images in [-1, 1] (clamped) as one PNG grid; small images are upscaled (nearest) so the
+    grid is at least ~256 px wide. Returns the grid (uint8)."""
+    from PIL import Image
+
+    from fdrl_jax.data import to_uint8
+
+    grid = make_grid(to_uint8(x), ncol)
+    scale = scale or max(1, 256 // grid.shape[1])
+    img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    img.save(path)
+    return grid
+
+
+def loss_curves(metrics_path: str, path: str, keys: Sequence[str] = ("loss", "out_q", "out_p")):
+    """Plot the logged metrics of a run's metrics.jsonl against the step."""
+    import json
+
+    rows = []
+    with open(metrics_path) as f:
+        rows = [json.loads(ln) for ln in f if ln.strip()]
+    rows = [r for r in rows if not r.get("diverged")]
+    keys = [k for k in keys if any(k in r for r in rows)]
+    if not rows or not keys:
+        return
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
+    for ax, k in zip(axes[0], keys, strict=True):
+        pts = [(r["step"], r[k]) for r in rows if k in r]
+        ax.plot(*zip(*pts, strict=True))
+        ax.set_xlabel("step")
+        ax.set_title(k)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -6,11 +6,15 @@ functions as an argument (fitted statistics are data, not constants baked into t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 from flax import struct
 
 Array = jax.Array
@@ -71,34 +75,178 @@ def uniform_prior(shape: Sequence[int], low: float = -1.0, high: float = 1.0) ->
     )
 
 
-def fit_full_covariance(x: np.ndarray, jitter: float = DDP_JITTER) -> FullCovariancePrior:
-    """Fit the data-dependent prior to samples x of shape (N, *event) in float64.
+@struct.dataclass
+class LowRankPrior:
+    """N(μ, V Vᵀ + diag(ψ)): the top-k principal directions V = U √Λ plus the residual
+    variance ψ per pixel, for dimensions where a D×D Σ does not fit (LSUN 128²: 9.7 GB)."""
 
-    μ = mean(x), Σ = (x-μ)ᵀ(x-μ)/N (biased, as the authors' code), L = chol(Σ + jitter·I).
+    mean: Array  # (D,)
+    factors: Array  # (D, k) = U √Λ
+    diag_std: Array  # (D,) = √ψ
+    shape: tuple[int, ...] = struct.field(pytree_node=False)
+
+    def sample(self, key: Array, n: int) -> Array:
+        k_low, k_diag = jax.random.split(key)
+        d, k = self.factors.shape
+        low = jax.random.normal(k_low, (n, k), self.factors.dtype) @ self.factors.T
+        diag = self.diag_std * jax.random.normal(k_diag, (n, d), self.diag_std.dtype)
+        return (self.mean + low + diag).reshape(n, *self.shape)
+
+
+def _flat64(x) -> Array:
+    return jnp.asarray(x).reshape(x.shape[0], -1).astype(jnp.float64)
+
+
+def fit_gaussian(
+    batches: Iterable[np.ndarray],
+    *,
+    form: str = "full",
+    rank: int = 256,
+    oversample: int = 0,
+    jitter: float = DDP_JITTER,
+    seed: int = 0,
+    total: int | None = None,
+) -> FullCovariancePrior | LowRankPrior:
+    """Fit the data-dependent prior in one streaming pass over `batches` of shape (b, *event).
+
+    Sums and second moments accumulate in float64 on the default device (the accelerator where
+    there is one). μ = mean(x), Σ = (x−μ)ᵀ(x−μ)/N (biased, as the authors' code).
+    - form "full": L = chol(Σ + jitter·I); needs D×D float64 memory.
+    - form "lowrank": Σ ≈ U Λ Uᵀ + diag(ψ) with the top `rank` eigenpairs from a single-pass
+      Nyström sketch Y = Σ Ω (Tropp et al. 2017, Alg. 3; Ω has rank + oversample Gaussian
+      columns) and ψ = diag(Σ) − diag(U Λ Uᵀ) + jitter; memory O(D·rank).
+    `total` (number of samples, if known) only improves the progress log.
     """
+    if form not in ("full", "lowrank"):
+        raise ValueError(f"Unknown prior form {form!r}; choose 'full' or 'lowrank' (prior.form).")
+    with jax.enable_x64(True):
+        n, shape, acc, omega, t0, next_log = 0, None, None, None, time.time(), 0.1
+
+        @jax.jit
+        def update_full(acc, x):
+            x = _flat64(x)
+            return acc[0] + x.sum(0), acc[1] + x.T @ x
+
+        @jax.jit
+        def update_lowrank(acc, x, omega):
+            x = _flat64(x)
+            return acc[0] + x.sum(0), acc[1] + x.T @ (x @ omega), acc[2] + (x * x).sum(0)
+
+        for batch in batches:
+            batch = np.asarray(batch)
+            if shape is None:
+                shape, d = tuple(batch.shape[1:]), int(np.prod(batch.shape[1:]))
+                if form == "full":
+                    acc = (jnp.zeros(d, jnp.float64), jnp.zeros((d, d), jnp.float64))
+                else:
+                    cols = min(d, rank + (oversample or max(10, rank // 2)))
+                    rng = np.random.default_rng(seed)
+                    omega = jnp.asarray(rng.standard_normal((d, cols)))
+                    acc = (
+                        jnp.zeros(d, jnp.float64),
+                        jnp.zeros((d, cols), jnp.float64),
+                        jnp.zeros(d, jnp.float64),
+                    )
+            elif tuple(batch.shape[1:]) != shape:
+                raise ValueError(f"Batch of shape {batch.shape} does not match {shape}")
+            acc = update_full(acc, batch) if form == "full" else update_lowrank(acc, batch, omega)
+            n += batch.shape[0]
+            if total and n >= next_log * total:
+                logging.info(
+                    "Fitting the %s prior: %d/%d samples (%.0f/s)",
+                    form,
+                    n,
+                    total,
+                    n / max(time.time() - t0, 1e-9),
+                )
+                next_log += 0.1
+        if n < 2:
+            raise ValueError(f"The data-dependent prior needs at least 2 samples; got {n}.")
+        mu = acc[0] / n
+        if form == "full":
+            cov = acc[1] / n - jnp.outer(mu, mu)
+            chol = jnp.linalg.cholesky(cov + jitter * jnp.eye(cov.shape[0], dtype=jnp.float64))
+            if not bool(jnp.all(jnp.isfinite(chol))):
+                raise FloatingPointError(
+                    "Cholesky of the data covariance failed; raise prior.jitter (now "
+                    f"{jitter}) or use prior.form='lowrank'."
+                )
+            out = FullCovariancePrior(mean=mu, chol=chol, shape=shape)
+        else:
+            sketch = acc[1] / n - jnp.outer(mu, mu @ omega)  # Σ Ω
+            shift = jnp.sqrt(sketch.shape[0]) * jnp.finfo(jnp.float64).eps * jnp.linalg.norm(sketch)
+            y = sketch + shift * omega
+            b = omega.T @ y
+            c = jnp.linalg.cholesky((b + b.T) / 2)
+            e = jax.scipy.linalg.solve_triangular(c, y.T, lower=True).T  # Y C⁻ᵀ
+            u, sv, _ = jnp.linalg.svd(e, full_matrices=False)
+            k = min(rank, u.shape[1])
+            lam = jnp.maximum(sv[:k] ** 2 - shift, 0.0)
+            factors = u[:, :k] * jnp.sqrt(lam)
+            var = acc[2] / n - mu * mu
+            psi = jnp.maximum(var - jnp.sum(factors * factors, axis=1), 0.0) + jitter
+            out = LowRankPrior(mean=mu, factors=factors, diag_std=jnp.sqrt(psi), shape=shape)
+        logging.info("Fitted the %s prior on %d samples in %.1f s", form, n, time.time() - t0)
+        return jax.tree.map(lambda a: np.asarray(a, np.float32), out)
+
+
+def fit_full_covariance(x: np.ndarray, jitter: float = DDP_JITTER) -> FullCovariancePrior:
+    """Fit the data-dependent prior (full form) to samples x of shape (N, *event) in float64."""
     x = np.asarray(x)
     if x.ndim < 2 or x.shape[0] < 2:
         raise ValueError(f"The data-dependent prior needs data of shape (N>=2, ...); got {x.shape}")
-    flat = x.reshape(x.shape[0], -1).astype(np.float64)
-    mu = flat.mean(axis=0)
-    centred = flat - mu
-    cov = centred.T @ centred / flat.shape[0]
-    chol = np.linalg.cholesky(cov + jitter * np.eye(cov.shape[0]))
-    return FullCovariancePrior(
-        mean=jnp.asarray(mu, jnp.float32),
-        chol=jnp.asarray(chol, jnp.float32),
-        shape=tuple(x.shape[1:]),
-    )
+    return to_device(fit_gaussian([x], form="full", jitter=jitter))
 
 
-def covariance_of(prior: FullCovariancePrior) -> np.ndarray:
-    """Σ + jitter·I as the prior samples it (L Lᵀ)."""
+def to_device(prior):
+    """The prior with its arrays as jax arrays (float32)."""
+    return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), prior)
+
+
+def covariance_of(prior) -> np.ndarray:
+    """The covariance the prior samples from (L Lᵀ, or V Vᵀ + diag(ψ))."""
+    if isinstance(prior, LowRankPrior):
+        v = np.asarray(prior.factors, np.float64)
+        return v @ v.T + np.diag(np.asarray(prior.diag_std, np.float64) ** 2)
     chol = np.asarray(prior.chol, np.float64)
     return chol @ chol.T
 
 
-# Builders: (prior config, event shape, data sampler for fitting) -> prior. `fit_data` is a
-# zero-argument callable so data is only materialised by priors that need it.
+_PRIOR_CLASSES = {"full": FullCovariancePrior, "lowrank": LowRankPrior}
+
+
+def save_prior(path: str, prior, fingerprint: str) -> None:
+    """Store a fitted prior (and what it was fitted to) so later runs reuse it."""
+    form = "lowrank" if isinstance(prior, LowRankPrior) else "full"
+    arrays = {k: np.asarray(v) for k, v in vars(prior).items() if k != "shape"}
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".tmp.npz"  # write then rename: a crash never leaves half a file
+    np.savez(tmp, form=form, shape=np.asarray(prior.shape), fingerprint=fingerprint, **arrays)
+    os.replace(tmp, path)
+
+
+def load_prior(path: str, fingerprint: str):
+    """The prior stored at `path`, or None if absent or fitted to something else."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path) as z:
+            if str(z["fingerprint"]) != fingerprint:
+                logging.info("%s was fitted with other settings; fitting again", path)
+                return None
+            cls = _PRIOR_CLASSES[str(z["form"])]
+            fields = [f.name for f in dataclasses.fields(cls) if f.name != "shape"]
+            return cls(
+                **{f: jnp.asarray(z[f]) for f in fields}, shape=tuple(int(s) for s in z["shape"])
+            )
+    except (OSError, KeyError, ValueError) as e:
+        logging.warning("Ignoring unreadable prior file %s (%s); fitting again", path, e)
+        return None
+
+
+# Builders: (prior config, event shape, data for fitting) -> prior. `fit_data` is a
+# zero-argument callable returning (iterable of batches, total count), so data is only read by
+# priors that need it.
 PriorBuilder = Callable[..., object]
 
 
@@ -114,13 +262,47 @@ def _build_uniform(cfg, shape, fit_data):
 
 def _build_ddp(cfg, shape, fit_data):
     del shape
-    return fit_full_covariance(fit_data(), jitter=cfg.get("jitter", DDP_JITTER))
+    batches, total = fit_data()
+    prior = fit_gaussian(
+        batches,
+        form=cfg.get("form", "full"),
+        rank=cfg.get("rank", 256),
+        jitter=cfg.get("jitter", DDP_JITTER),
+        total=total,
+    )
+    return to_device(prior)
+
+
+def _build_dataset(cfg, shape, fit_data):
+    """Source-domain images (unpaired translation, paper Sec. 6.5): an `ImageData` read from
+    the data section `cfg.source`. It is already a pytree whose `.sample(key, n)` draws
+    flipped, dequantised images in [-1, 1], so it passes into the jitted step like any prior."""
+    del fit_data
+    from fdrl_jax.data import IMAGE_SOURCES, load_images  # local: data imports are heavy
+
+    source = cfg.get("source", None)
+    if source is None or source.get("name", None) not in IMAGE_SOURCES:
+        raise ValueError(
+            "prior.name = 'dataset' needs the image source in `prior.source` (prior.source.name "
+            f"one of {list(IMAGE_SOURCES)}, plus prior.source.path etc. as for `data`)."
+        )
+    try:
+        images = load_images(source)
+    except (OSError, ValueError) as e:  # its messages name `data.*`: say which section it was
+        raise type(e)(f"Loading the dataset prior (config section `prior.source`): {e}") from e
+    if tuple(images.shape) != tuple(shape):
+        raise ValueError(
+            f"The dataset prior's images have shape {tuple(images.shape)} but the data's are "
+            f"{tuple(shape)}; set prior.source.size / resize / channels to match `data`."
+        )
+    return images
 
 
 PRIORS: dict[str, PriorBuilder] = {
     "gaussian": _build_gaussian,
     "uniform": _build_uniform,
     "ddp": _build_ddp,
+    "dataset": _build_dataset,
 }
 
 

@@ -93,22 +93,41 @@ def make_sample_fn(
     return sample_fn
 
 
+def sample_many(sample_fn: Callable, variables, key: Array, n: int, batch_size: int):
+    """n samples on the host, drawn `batch_size` at a time (batch i uses fold_in(key, i); a
+    single batch uses `key` itself, so small n equals one `sample_fn` call)."""
+    if n <= batch_size:
+        return parallel.to_host(sample_fn(variables, key, n))
+    chunks = []
+    for i, start in enumerate(range(0, n, batch_size)):
+        m = min(batch_size, n - start)
+        chunks.append(parallel.to_host(sample_fn(variables, jax.random.fold_in(key, i), m)))
+        logging.log_every_n_seconds(logging.INFO, "sampled %d/%d", 30, start + m, n)
+    return np.concatenate(chunks)
+
+
 def run_sample(config, workdir: str) -> str:
-    """`--mode=sample`: N samples from the latest checkpoint's EMA params to eval/samples.npz."""
+    """`--mode=sample`: N samples from the latest checkpoint's EMA params to eval/samples.npz
+    (`samples`, float; images also as uint8 `images`) and a figure (a grid for images)."""
     from fdrl_jax import plotting
+    from fdrl_jax.data import is_image_data, to_uint8
     from fdrl_jax.train import restore_for_inference
 
     exp, state = restore_for_inference(config, workdir)
     n, step = config.sample.num_samples, int(parallel.to_host(state.step))
     sample_fn = make_sample_fn(exp, mesh=parallel.make_mesh())
-    x = parallel.to_host(sample_fn(state.ema_params, jax.random.PRNGKey(config.sample.seed), n))
+    key = jax.random.PRNGKey(config.sample.seed)
+    x = sample_many(sample_fn, state.ema_variables, key, n, config.sample.batch_size)
     path = os.path.join(workdir, "eval", "samples.npz")
     if parallel.is_main_process():
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        np.savez(path, samples=x, step=step)
-        data = np.asarray(exp.data.sample(jax.random.PRNGKey(config.eval.seed), n))
-        plotting.scatter_over_data(
-            x, data, os.path.join(workdir, "eval", "samples.png"), title=f"{n} samples, step {step}"
-        )
+        figure = os.path.join(workdir, "eval", "samples.png")
+        if is_image_data(exp.data):
+            np.savez(path, samples=x, images=to_uint8(x), step=step)
+            plotting.save_image_grid(x[: config.sample.grid_size], figure)
+        else:
+            np.savez(path, samples=x, step=step)
+            data = np.asarray(exp.data.sample(jax.random.PRNGKey(config.eval.seed), n))
+            plotting.scatter_over_data(x, data, figure, title=f"{n} samples, step {step}")
         logging.info("Wrote %d samples to %s", n, path)
     return path

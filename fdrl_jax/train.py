@@ -19,6 +19,7 @@ from flax import struct
 
 from fdrl_jax import checkpoints, parallel, sampling
 from fdrl_jax import flow as flow_lib
+from fdrl_jax.data import is_image_data
 from fdrl_jax.experiment import STREAM_DATA, STREAM_TRAIN, Experiment, build_experiment
 
 Array = jax.Array
@@ -33,6 +34,20 @@ class TrainState:
     # Multiplies the learning rate; lowered by a divergence rollback and checkpointed with the
     # state, so a restarted run keeps the rate it had.
     lr_scale: Array
+    # Non-trainable collections (spectral norm's power-iteration vectors in `batch_stats`) of
+    # the live and the EMA params; {} for nets without any.
+    stats: dict = struct.field(default_factory=dict)
+    ema_stats: dict = struct.field(default_factory=dict)
+
+    @property
+    def variables(self) -> dict:
+        """What `Experiment.apply_fn` takes, for the live params."""
+        return {"params": self.params, **self.stats}
+
+    @property
+    def ema_variables(self) -> dict:
+        """What `Experiment.apply_fn` takes, for the EMA params (sampling and evaluation)."""
+        return {"params": self.ema_params, **self.ema_stats}
 
 
 def make_optimizer(
@@ -43,15 +58,40 @@ def make_optimizer(
     return optax.adam(schedule, b1=b1, b2=b2), schedule
 
 
+# Power iterations run at initialisation so spectral norms start converged; training then
+# runs one per step (SPEC "Networks"), which tracks the slowly changing weights.
+INIT_POWER_ITERATIONS = 20
+
+
 def init_state(model, tx: optax.GradientTransformation, key: Array, example_x: Array) -> TrainState:
-    params = model.init(key, example_x)["params"]
-    return TrainState(
-        step=jnp.zeros((), jnp.int32),
-        params=params,
-        ema_params=jax.tree.map(jnp.copy, params),
-        opt_state=tx.init(params),
-        lr_scale=jnp.ones((), jnp.float32),
-    )
+    """The step-0 state: params from `model.init`, EMA copy, optimiser state; nets with
+    spectral norm also get `INIT_POWER_ITERATIONS` power iterations (compiled in one go)."""
+
+    @jax.jit
+    def init(key, x):
+        variables = dict(model.init(key, x))
+        params = variables.pop("params")
+        stats = variables
+
+        def power_iteration(stats, _):
+            _, new = model.apply(
+                {"params": params, **stats}, x, update_stats=True, mutable=list(stats)
+            )
+            return dict(new), None
+
+        if stats:
+            stats, _ = jax.lax.scan(power_iteration, stats, None, INIT_POWER_ITERATIONS)
+        return TrainState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            ema_params=jax.tree.map(jnp.copy, params),
+            opt_state=tx.init(params),
+            lr_scale=jnp.ones((), jnp.float32),
+            stats=stats,
+            ema_stats=jax.tree.map(jnp.copy, stats),
+        )
+
+    return init(key, example_x)
 
 
 def train_step(
@@ -71,6 +111,7 @@ def train_step(
     clip_prior: bool = False,
     max_abs_output: float = math.inf,
     constrain: Callable[[Array], Array] = lambda x: x,
+    update_stats: Callable | None = None,
 ) -> tuple[TrainState, dict[str, Array]]:
     """One iteration of Algorithm 1 (pure).
 
@@ -85,15 +126,22 @@ def train_step(
 
     `constrain` lays batches out over devices (`parallel.batch_constraint`); the flow, which
     is per-sample, then runs on every device's shard without communication.
+
+    Nets with state collections (spectral norm) get one `update_stats(params, stats, x)` per
+    step, before the flow, so the normalised weights are fixed during the flow and the loss.
     """
     k_prior, k_flow = jax.random.split(key)
     x_p = constrain(x_p)
+    stats, ema_stats = state.stats, state.ema_stats
+    if stats:
+        stats = update_stats(state.params, stats, x_p[:1])
+        ema_stats = update_stats(state.ema_params, ema_stats, x_p[:1])
     x0 = constrain(sampling.draw_prior(prior, k_prior, x_p.shape[0], clip_prior))
-    potential = flow_lib.make_potential(apply_fn, state.params, fprime)
+    potential = flow_lib.make_potential(apply_fn, {"params": state.params, **stats}, fprime)
     x_k = flow_lib.flow(potential, x0, k_flow, num_flow_steps, eta, nu)
 
     def loss_of(params):
-        out = apply_fn(params, jnp.concatenate([x_k, x_p]))
+        out = apply_fn({"params": params, **stats}, jnp.concatenate([x_k, x_p]))
         out_q, out_p = out[: x_k.shape[0]], out[x_k.shape[0] :]
         return loss_fn(out_q, out_p), (out_q, out_p)
 
@@ -102,7 +150,14 @@ def train_step(
     updates = jax.tree.map(lambda u: state.lr_scale * u, updates)  # Adam: scales the rate
     params = optax.apply_updates(state.params, updates)
     ema = optax.incremental_update(params, state.ema_params, 1.0 - ema_decay)
-    new = state.replace(step=state.step + 1, params=params, ema_params=ema, opt_state=opt_state)
+    new = state.replace(
+        step=state.step + 1,
+        params=params,
+        ema_params=ema,
+        opt_state=opt_state,
+        stats=stats,
+        ema_stats=ema_stats,
+    )
 
     grad_norm = optax.tree.norm(grads)
     out_size = jnp.maximum(jnp.mean(jnp.abs(out_q)), jnp.mean(jnp.abs(out_p)))
@@ -143,6 +198,7 @@ def make_step_fn(exp: Experiment, mesh=None) -> tuple[Callable, Callable]:
         ema_decay=c.train.ema_decay,
         clip_prior=c.prior.clip,
         max_abs_output=c.train.max_abs_output,
+        update_stats=exp.update_stats,
         **({"constrain": parallel.batch_constraint(mesh)} if mesh is not None else {}),
     )
     shardings = {}
@@ -185,8 +241,22 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+# Sections read only after training (sampling, scoring, refining, guiding, translating):
+# changing them does not change the trained model.
+INFERENCE_SECTIONS = (
+    "sample.",
+    "eval.",
+    "refine.",
+    "gan.",
+    "classifier.",
+    "conditional.",
+    "translate.",
+)
+
+
 def warn_if_config_differs(config, workdir: str) -> list[str]:
-    """Fields (outside sample/eval) where `config` differs from the run's config.json."""
+    """Fields (outside the inference sections) where `config` differs from the run's
+    config.json."""
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         return []
@@ -196,7 +266,7 @@ def warn_if_config_differs(config, workdir: str) -> list[str]:
     diff = sorted(
         k
         for k in set(saved) | set(now)
-        if saved.get(k) != now.get(k) and not k.startswith(("sample.", "eval."))
+        if saved.get(k) != now.get(k) and not k.startswith(INFERENCE_SECTIONS)
     )
     if diff:
         logging.warning(
@@ -210,7 +280,7 @@ def warn_if_config_differs(config, workdir: str) -> list[str]:
 
 def restore_for_inference(config, workdir: str) -> tuple[Experiment, TrainState]:
     """The experiment and the latest checkpointed state of `workdir` (error if none)."""
-    exp = build_experiment(config)
+    exp = build_experiment(config, workdir)
     warn_if_config_differs(config, workdir)
     _, tx = make_step_fn(exp)
     ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), create=False)
@@ -297,6 +367,16 @@ def _divergence_message(step: int, m: dict, workdir: str) -> str:
     )
 
 
+def _summary_writer(workdir: str):
+    """clu's TensorBoard writer where TensorFlow is installed, else None (metrics.jsonl and
+    metrics.png always hold the same numbers)."""
+    try:
+        from clu import metric_writers
+    except ImportError:
+        return None
+    return metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+
 def _check_workdir(workdir: str) -> None:
     try:
         os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
@@ -320,10 +400,10 @@ def train(config, workdir: str) -> TrainState:
     """
     from fdrl_jax import plotting
 
-    exp = build_experiment(config)
+    _check_workdir(workdir)  # fail before any data loading or fitting
+    exp = build_experiment(config, workdir)
     mesh = parallel.make_mesh()
     main = parallel.is_main_process()  # only process 0 writes logs and figures
-    _check_workdir(workdir)
     if main:
         with open(os.path.join(workdir, "config.json"), "w") as f:
             f.write(config.to_json_best_effort(indent=2, sort_keys=True))
@@ -344,7 +424,14 @@ def train(config, workdir: str) -> TrainState:
         _truncate_metrics(metrics_path, _step_of(state))
     sample_fn = sampling.make_sample_fn(exp, mesh=mesh)
     sample_key = jax.random.PRNGKey(config.sample.seed)
-    plot_data = jax.device_get(exp.data.sample(jax.random.PRNGKey(config.eval.seed), 2000))
+    images = is_image_data(exp.data)
+    num_shown = config.sample.grid_size if images else config.sample.num_samples
+    plot_data = (
+        None
+        if images
+        else jax.device_get(exp.data.sample(jax.random.PRNGKey(config.eval.seed), 2000))
+    )
+    summaries = _summary_writer(workdir) if main else None
     progress = Progress(_step_of(state), t.num_steps)
     rollbacks = 0
 
@@ -388,19 +475,22 @@ def train(config, workdir: str) -> TrainState:
                     m["steps_per_sec"] = progress.report(step, m)
                     log.write(json.dumps({"step": step, **m}) + "\n")
                     log.flush()
+                    if summaries is not None:
+                        summaries.write_scalars(step, m)
                 if save:
                     ckpt.save(step, state)
                 if step % t.sample_every == 0 or step == t.num_steps:
-                    x = parallel.to_host(
-                        sample_fn(state.ema_params, sample_key, config.sample.num_samples)
-                    )
+                    # The same prior draw every time, so grids show how the model evolves.
+                    x = parallel.to_host(sample_fn(state.ema_variables, sample_key, num_shown))
                     if main:
-                        plotting.scatter_over_data(
-                            x,
-                            plot_data,
-                            os.path.join(workdir, "samples", f"step_{step:07d}.png"),
-                            title=f"EMA samples, step {step}",
-                        )
+                        path = os.path.join(workdir, "samples", f"step_{step:07d}.png")
+                        if images:
+                            plotting.save_image_grid(x, path)
+                        else:
+                            plotting.scatter_over_data(
+                                x, plot_data, path, title=f"EMA samples, step {step}"
+                            )
+                        plotting.loss_curves(metrics_path, os.path.join(workdir, "metrics.png"))
                 if stopping:
                     break
             if stop.received:
@@ -412,4 +502,6 @@ def train(config, workdir: str) -> TrainState:
                 )
     finally:
         ckpt.close()
+        if summaries is not None:
+            summaries.close()
     return state

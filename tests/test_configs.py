@@ -8,8 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from fdrl_jax import train
-from fdrl_jax.evaluation import toy_metrics
+from fdrl_jax import configlib, sampling, train
+from fdrl_jax.data import IMAGE_SOURCES
+from fdrl_jax.evaluation import run_eval
 from fdrl_jax.experiment import build_experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,17 +24,78 @@ def load(path, arg=None):
     return mod.get_config(arg)
 
 
+def is_image(config) -> bool:
+    return config.data.name in IMAGE_SOURCES
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
 def test_config_and_its_pairings_validate(path):
     for arg in (None, "lsif-chi2", "lr-kl", "lr-js", "lr-logd"):
-        build_experiment(load(path, arg))
+        config = load(path, arg)
+        configlib.validate(config)
+        if config.data.name not in ("tfds", "npz", "folder"):  # their data is not shipped
+            build_experiment(config)
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
-def test_smoke_variant_trains_and_evaluates(path, tmp_path):
+TOY_CONFIGS = [p for p in CONFIGS if not is_image(load(p, "smoke"))]
+IMAGE_CONFIGS = [p for p in CONFIGS if is_image(load(p, "smoke"))]
+
+
+@pytest.mark.parametrize("path", TOY_CONFIGS, ids=os.path.basename)
+def test_toy_smoke_variant_trains_and_evaluates(path, tmp_path):
     config = load(path, "smoke")
     state = train.train(config, str(tmp_path))
     assert int(state.step) == config.train.num_steps
-    result = toy_metrics.run_eval(config, str(tmp_path))
+    result = run_eval(config, str(tmp_path))
     assert np.isfinite(result["model_vs_data"]["energy_distance"])
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state.ema_params))
+
+
+@pytest.mark.parametrize("path", IMAGE_CONFIGS, ids=os.path.basename)
+def test_image_smoke_variant_trains_resumes_and_samples(path, tmp_path):
+    config = load(path, "smoke")
+    total, workdir = config.train.num_steps, str(tmp_path)
+    with config.unlocked():
+        config.train.num_steps = total // 2  # a run that stops halfway ...
+    train.train(config, workdir)
+    with config.unlocked():
+        config.train.num_steps = total  # ... and is resumed
+    state = train.train(config, workdir)
+    assert int(state.step) == total
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state.ema_variables))
+    # The resumed run equals an uninterrupted one, spectral-norm state included.
+    straight = train.train(config, str(tmp_path / "uninterrupted"))
+    for a, b in zip(
+        jax.tree.leaves((state.variables, state.ema_variables)),
+        jax.tree.leaves((straight.variables, straight.ema_variables)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert os.path.exists(os.path.join(workdir, "samples", f"step_{total:07d}.png"))
+    if config.prior.name == "ddp":  # the fitted prior is stored for later runs
+        assert os.path.exists(os.path.join(workdir, "prior.npz"))
+
+    path = sampling.run_sample(config, workdir)
+    with np.load(path) as z:
+        n = config.sample.num_samples
+        assert z["samples"].shape == (n, *build_experiment(config).shape)
+        assert z["images"].dtype == np.uint8
+        assert -1.0 <= z["samples"].min() and z["samples"].max() <= 1.0  # clamped
+    assert os.path.exists(os.path.join(workdir, "eval", "samples.png"))
+    result = run_eval(config, workdir)
+    assert result["step"] == total and np.isfinite(result["fid"])
+    assert set(result["fid_vs_flow_length"]) == {str(n) for n in config.eval.fid_lengths} | {
+        str(config.flow.num_steps + config.flow.kappa)
+    }
+    for name in (
+        "fid.json",
+        "fid_vs_flow_length.png",
+        "fid_vs_flow_length.json",
+        "flow_strips.png",
+        "interpolation.png",
+        "prior_samples.png",
+        "nearest_pixel.png",
+        "nearest_features.png",
+        "image_metrics.json",
+    ):
+        assert os.path.exists(os.path.join(workdir, "eval", name)), name

@@ -1,3 +1,5 @@
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -96,7 +98,6 @@ def test_refining_an_undertrained_gan_improves_mixture_quality():
 
 def test_gan_and_refine_modes_end_to_end(tmp_path):
     import json
-    import os
 
     from fdrl_jax import configlib, train
 
@@ -133,3 +134,35 @@ def test_refine_input_errors(tmp_path):
     config.refine.discriminator = str(tmp_path / "missing.npz")
     with pytest.raises(FileNotFoundError, match="params file"):
         dgflow.run_refine(config, str(tmp_path))
+
+
+def test_image_gan_with_spectral_norm_and_latent_space_refinement(tmp_path):
+    from fdrl_jax import checkpoints, configlib
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    config = configlib.load_config(os.path.join(root, "configs", "digits.py") + ":smoke")
+    config.gan.spectral_norm, config.gan.num_steps, config.gan.latent_dim = True, 20, 8
+    wd = str(tmp_path)
+    samples = gan.run_gan(config, wd)
+    disc = checkpoints.load_params(os.path.join(wd, "gan", "discriminator.npz"))
+    assert set(disc) == {"params", "batch_stats"}  # spectral norm's state is saved with it
+    with np.load(samples) as z:
+        assert z["samples"].shape == (config.gan.num_samples, 8, 8, 1)
+        assert np.abs(z["samples"]).max() <= 1.0  # tanh output for images
+    config.refine.update(
+        input=samples,
+        space="latent",
+        generator=os.path.join(wd, "gan", "generator.npz"),
+        discriminator=os.path.join(wd, "gan", "discriminator.npz"),
+        num_steps=5,
+    )
+    result = dgflow.run_refine(config, wd)
+    assert result["space"] == "latent" and "mean_max_prob" in result["digits_after"]
+    with np.load(os.path.join(wd, "eval", "refined.npz")) as z:
+        moved = np.abs(z["latents_after"] - z["latents_before"]).max()
+        assert moved > 0 and z["after"].shape == z["before"].shape
+        generator = gan.build_generator(config, (8, 8, 1))
+        g = checkpoints.load_params(config.refine.generator)
+        decoded = generator.apply({"params": g}, z["latents_after"])
+        np.testing.assert_allclose(decoded, z["after"], atol=1e-5)  # after = G(refined z)
+    assert os.path.exists(os.path.join(wd, "eval", "refine.png"))

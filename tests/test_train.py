@@ -163,7 +163,7 @@ def test_sampling_more_then_truncating_gives_the_same_first_samples(smoke_config
 
     exp = build_experiment(smoke_config)
     _, tx = train.make_step_fn(exp)
-    params = train.initial_state(exp, tx).params
+    variables = train.initial_state(exp, tx).variables
     fn = sampling.make_sample_fn(exp)
     key = jax.random.PRNGKey(0)
-    np.testing.assert_allclose(fn(params, key, 10), fn(params, key, 16)[:10], rtol=1e-6)
+    np.testing.assert_allclose(fn(variables, key, 10), fn(variables, key, 16)[:10], rtol=1e-6)

@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+from fdrl_jax.data.images import IMAGE_SOURCES, ImageData, load_images, to_uint8
 from fdrl_jax.data.toy import TOY_SAMPLERS, PointCloud, ToyData, load_point_cloud
+
+DATASETS = (*TOY_SAMPLERS, "points", *IMAGE_SOURCES)
 
 
 def build_data(cfg):
-    """The data source named by `cfg.name`: a 2D toy, or 'points' (a file at `cfg.path`)."""
+    """The data source named by `cfg.name`: a 2D toy, 'points' (a file at `cfg.path`) or an
+    image source (see `data.images`)."""
     if cfg.name in TOY_SAMPLERS:
         return ToyData(name=cfg.name)
     if cfg.name == "points":
         return load_point_cloud(cfg.get("path", ""), cfg.get("key", None))
-    known = sorted([*TOY_SAMPLERS, "points"])
+    if cfg.name in IMAGE_SOURCES:
+        return load_images(cfg)
     raise ValueError(
-        f"Unknown dataset {cfg.name!r}; choose one of {known} (config field `data.name`)."
+        f"Unknown dataset {cfg.name!r}; choose one of {sorted(DATASETS)} "
+        "(config field `data.name`)."
     )
 
 
-__all__ = ["PointCloud", "ToyData", "build_data", "load_point_cloud"]
+def is_image_data(data) -> bool:
+    return len(data.shape) == 3
+
+
+__all__ = [
+    "DATASETS",
+    "ImageData",
+    "PointCloud",
+    "ToyData",
+    "build_data",
+    "is_image_data",
+    "load_images",
+    "load_point_cloud",
+    "to_uint8",
+]

@@ -66,7 +66,7 @@ def run_eval(config, workdir: str) -> dict:
     keys = jax.random.split(jax.random.PRNGKey(e.seed), 5)
     steps = config.flow.num_steps + config.flow.kappa
     sample_fn = sampling.make_sample_fn(exp, steps, mesh=parallel.make_mesh())
-    model = parallel.to_host(sample_fn(state.ema_params, keys[0], n))  # metrics on the host
+    model = parallel.to_host(sample_fn(state.ema_variables, keys[0], n))  # metrics on the host
     prior = sampling.draw_prior(exp.prior, keys[1], n, config.prior.clip)
     data, data2 = exp.data.sample(keys[2], n), exp.data.sample(keys[3], n)
     result = {
