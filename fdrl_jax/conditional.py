@@ -87,11 +87,14 @@ def conditional_sample(
     nu: float,
     clip_prior: bool = False,
     clip_output: bool = False,
+    constrain: Callable[[Array], Array] = lambda x: x,
 ) -> Array:
     """Algorithm 2 with the composed ratio: one sample per entry of `labels` (B,), drawn from
-    the prior and flowed `num_steps` (K + κ) steps. `classifier_apply(params, x)` -> logits."""
+    the prior and flowed `num_steps` (K + κ) steps. `classifier_apply(params, x)` -> logits.
+    `constrain` lays the batch out over devices (`parallel.batch_constraint`)."""
     k_prior, k_flow = jax.random.split(key)
-    x0 = sampling.draw_prior(prior, k_prior, labels.shape[0], clip_prior)
+    x0 = constrain(sampling.draw_prior(prior, k_prior, labels.shape[0], clip_prior))
+    labels = constrain(labels)
     potential = make_conditional_potential(
         apply_fn,
         variables,
@@ -106,10 +109,12 @@ def conditional_sample(
 
 
 def make_conditional_sample_fn(
-    exp, classifier_apply: Callable, phi: float, num_steps: int | None = None
+    exp, classifier_apply: Callable, phi: float, num_steps: int | None = None, mesh=None
 ) -> Callable[[object, object, Array, Array], Array]:
     """jitted (variables, classifier_params, key, labels) -> samples for an experiment;
-    default K + κ steps."""
+    default K + κ steps. On a `mesh` the batch is sharded over its devices (the labels are
+    padded to a multiple of the device count; the first len(labels) samples are returned,
+    the same as on one device)."""
     c = exp.config
     steps = c.flow.num_steps + c.flow.kappa if num_steps is None else num_steps
     fn = functools.partial(
@@ -124,13 +129,22 @@ def make_conditional_sample_fn(
         nu=c.flow.nu,
         clip_prior=c.prior.clip,
         clip_output=c.sample.clip_output,
+        **({"constrain": parallel.batch_constraint(mesh)} if mesh is not None else {}),
     )
     jitted = jax.jit(
         lambda v, cp, prior, key, labels: fn(
             v, classifier_params=cp, prior=prior, key=key, labels=labels
         )
     )
-    return lambda v, cp, key, labels: jitted(v, cp, exp.prior, key, jnp.asarray(labels, jnp.int32))
+    ndev = 1 if mesh is None else mesh.size
+
+    def sample_fn(v, cp, key, labels):
+        labels = np.asarray(labels, np.int32)
+        n = labels.shape[0]
+        padded = np.pad(labels, (0, -(-n // ndev) * ndev - n), mode="edge")
+        return jitted(v, cp, exp.prior, key, jnp.asarray(padded))[:n]
+
+    return sample_fn
 
 
 def sample_label(
@@ -176,7 +190,9 @@ def run_conditional_sample(config, workdir: str) -> dict:
         )
     labels = list(range(num_classes)) if cc.label < 0 else [cc.label]
     steps = cc.num_steps if cc.num_steps is not None else config.flow.num_steps + config.flow.kappa
-    sample_fn = make_conditional_sample_fn(exp, classifier_apply, cc.phi, steps)
+    sample_fn = make_conditional_sample_fn(
+        exp, classifier_apply, cc.phi, steps, mesh=parallel.make_mesh()
+    )
     key = jax.random.PRNGKey(cc.seed)
     out = os.path.join(workdir, "eval", "conditional")
     main = parallel.is_main_process()

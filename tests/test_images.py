@@ -177,3 +177,24 @@ def test_ml_collections_dict_is_accepted_by_the_loaders():
     # The loaders read configs with .get (ConfigDict and plain dicts alike).
     data = images.load_images(ml_collections.ConfigDict({"name": "synthetic", "size": 16}))
     assert data.shape == (16, 16, 3)
+
+
+def test_tfds_images_of_mixed_sizes_are_preprocessed_as_they_stream(monkeypatch):
+    # A stand-in for tensorflow_datasets (not installed in tests): LSUN-like mixed sizes.
+    import sys
+    import types
+
+    examples = [
+        {"image": np.full((150, 200, 3), 10 * i, np.uint8), "label": i} for i in range(3)
+    ] + [{"image": np.full((140, 140, 3), 99, np.uint8), "label": 3}]
+    fake = types.SimpleNamespace(
+        load=lambda name, split, as_supervised: (name, split),
+        as_numpy=lambda ds: iter(examples),
+    )
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", types.ModuleType("tfds"))
+    sys.modules["tensorflow_datasets"].__dict__.update(vars(fake))
+    data = build_data(data_cfg(name="tfds", tfds_name="lsun/church_outdoor", resize=16, size=16))
+    assert data.shape == (16, 16, 3) and len(data) == 4
+    assert np.asarray(data.labels).tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="differ in size"):
+        build_data(data_cfg(name="tfds", tfds_name="lsun/church_outdoor"))

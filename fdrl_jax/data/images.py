@@ -254,8 +254,11 @@ def load_image_folder(path: str, cfg) -> tuple[np.ndarray, np.ndarray | None]:
     return x, y
 
 
-def load_tfds(name: str, split: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """A TFDS dataset as uint8 NHWC (+ labels when it has them). Needs tensorflow-datasets."""
+def load_tfds(name: str, split: str, cfg) -> tuple[np.ndarray, np.ndarray | None]:
+    """A TFDS dataset as uint8 NHWC (+ labels when it has them). Needs tensorflow-datasets.
+
+    Each image is preprocessed as it streams in, so sets of mixed sizes (LSUN) stack and only
+    the preprocessed set is ever held in memory."""
     try:
         import tensorflow_datasets as tfds
     except ImportError as e:
@@ -264,12 +267,29 @@ def load_tfds(name: str, split: str) -> tuple[np.ndarray, np.ndarray | None]:
             "`pip install tensorflow-datasets tensorflow-cpu` (or `pip install -e .[tfds]`), "
             "or convert the images to an .npz / folder and use data.name = 'npz' / 'folder'."
         ) from e
+    from PIL import Image
+
     ds = tfds.load(name, split=split, as_supervised=False)
+    channels = cfg.get("channels", 0) or 3
     xs, ys = [], []
     for ex in tfds.as_numpy(ds):
-        xs.append(ex["image"])
+        img = np.asarray(ex["image"])
+        pil = Image.fromarray(img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img)
+        xs.append(
+            _to_array(
+                preprocess(pil, cfg.get("crop_first", 0), cfg.get("resize", 0), cfg.get("size", 0)),
+                channels,
+            )
+        )
         if "label" in ex:
             ys.append(ex["label"])
+    if not xs:
+        return np.zeros((0, 1, 1, channels), np.uint8), None
+    if len({x.shape for x in xs}) > 1:
+        raise ValueError(
+            f"TFDS {name!r} images differ in size after preprocessing; set data.resize and "
+            "data.size (e.g. 128 and 128 for LSUN)."
+        )
     return np.stack(xs), (np.asarray(ys, np.int32) if ys else None)
 
 
@@ -309,8 +329,7 @@ def load_images(cfg) -> ImageData:
     elif name == "folder":
         x, y = load_image_folder(cfg.get("path", ""), cfg)
     elif name == "tfds":
-        x, y = load_tfds(cfg.get("tfds_name", ""), split)
-        x = _process_array(x, cfg)
+        x, y = load_tfds(cfg.get("tfds_name", ""), split, cfg)
     elif name == "synthetic":
         size = cfg.get("size", 0) or 32
         x, y = (
