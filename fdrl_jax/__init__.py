@@ -4,10 +4,10 @@ The pure functions are importable for notebooks (submodules `flow`, `train`, `sa
 `divergences`, `priors` hold the rest; their names are not shadowed here):
 
     import fdrl_jax as fd
-    exp = fd.build_experiment(fd.get_config("swissroll"))
+    exp = fd.build_experiment(fd.load_config("configs/digits.py"))
 """
 
-from fdrl_jax.configlib import PAIRINGS, default_config
+from fdrl_jax.configlib import PAIRINGS, default_config, load_config
 from fdrl_jax.divergences import (
     FPRIMES,
     LOSSES,
@@ -26,8 +26,10 @@ from fdrl_jax.flow import flow_step, make_potential
 from fdrl_jax.priors import (
     FullCovariancePrior,
     GaussianPrior,
+    LowRankPrior,
     UniformPrior,
     fit_full_covariance,
+    fit_gaussian,
     gaussian_prior,
     uniform_prior,
 )
@@ -41,6 +43,7 @@ __all__ = [
     "Experiment",
     "FullCovariancePrior",
     "GaussianPrior",
+    "LowRankPrior",
     "TrainState",
     "UniformPrior",
     "build_experiment",
@@ -49,12 +52,14 @@ __all__ = [
     "default_config",
     "energy_distance",
     "fit_full_covariance",
+    "fit_gaussian",
     "flow_step",
     "gaussian_prior",
     "init_state",
     "js_fprime",
     "kl_fprime",
     "kliep_loss",
+    "load_config",
     "logd_fprime",
     "lr_loss",
     "lsif_loss",
