@@ -40,6 +40,7 @@ def data_section(name: str) -> ml_collections.ConfigDict:
     d.dequant_std = 0.03  # Gaussian dequantisation noise on training batches
     d.skip_bad_files = False  # folder: skip (and count) unreadable files instead of failing
     d.synthetic_count = 256  # synthetic: number of images
+    d.classes = ()  # keep only images with these labels (e.g. (3,) for CIFAR-10 cats); () = all
     return d
 
 
@@ -396,6 +397,10 @@ _DATA_RULES = {
     "dequant_std": _num(lambda v: v >= 0, ">= 0"),
     "skip_bad_files": _BOOL,
     "synthetic_count": _int_in(2, 10**7),
+    "classes": (
+        lambda v: isinstance(v, (tuple, list)) and all(_is_int(c) and c >= 0 for c in v),
+        "a tuple of class labels >= 0, e.g. (3, 5)",
+    ),
 }
 
 # field -> (predicate, what it must be). Names are checked against the registries separately.

@@ -198,3 +198,17 @@ def test_tfds_images_of_mixed_sizes_are_preprocessed_as_they_stream(monkeypatch)
     assert np.asarray(data.labels).tolist() == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="differ in size"):
         build_data(data_cfg(name="tfds", tfds_name="lsun/church_outdoor"))
+
+
+def test_class_filter_keeps_only_the_asked_labels(tmp_path):
+    data = build_data(data_cfg(name="digits", classes=(3, 7)))
+    labels = np.asarray(data.labels)
+    assert set(labels.tolist()) == {3, 7} and len(data) == 183 + 179
+    with pytest.raises(ValueError, match="No images of classes"):
+        build_data(data_cfg(name="digits", classes=(42,)))
+    with pytest.raises(ValueError, match="needs labels"):
+        build_data(data_cfg(name="synthetic", classes=(1,)))
+    with pytest.raises(ValueError, match="data.classes"):
+        c = configlib.default_config()
+        c.data.classes = (-1,)
+        configlib.validate(c)

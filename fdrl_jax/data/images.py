@@ -341,6 +341,16 @@ def load_images(cfg) -> ImageData:
     if x.shape[0] == 0:
         raise ValueError(f"Dataset {name!r} ({cfg.get('path', '')}) holds no images.")
     num_classes = int(y.max()) + 1 if y is not None and len(y) else 0
+    classes = tuple(cfg.get("classes", ()) or ())
+    if classes:  # e.g. CIFAR-10 cats only (class 3) for a translation domain
+        if y is None:
+            raise ValueError(f"data.classes = {classes} needs labels, and {name!r} has none.")
+        keep = np.isin(y, classes)
+        if not keep.any():
+            raise ValueError(
+                f"No images of classes {classes} in {name!r} (labels 0..{num_classes - 1})."
+            )
+        x, y = x[keep], y[keep]
     if y is None:
         y = np.full((x.shape[0],), -1, np.int32)
     logging.info("Loaded %d images of shape %s from %s", x.shape[0], x.shape[1:], name)
