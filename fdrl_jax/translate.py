@@ -146,6 +146,7 @@ def run_translate(config, workdir: str) -> dict:
         )
     )
     key = jax.random.PRNGKey(t.seed)
+    mesh = parallel.make_mesh()
     dequant = float(source_cfg.get("dequant_std", 0.0))
     sources, outputs = [], []
     for i, start in enumerate(range(0, len(images), t.batch_size)):
@@ -154,7 +155,14 @@ def run_translate(config, workdir: str) -> dict:
             images[start : start + t.batch_size], k_noise, dequant, config.prior.clip
         )
         sources.append(np.asarray(x0))
-        outputs.append(np.asarray(potential_fn(state.ema_variables, x0, k_flow)))
+        # Shard the batch over the devices (padded to a multiple of their count; the flow's
+        # noise for the first rows does not depend on the padding).
+        m = x0.shape[0]
+        pad = -(-m // mesh.size) * mesh.size - m
+        x0 = jnp.concatenate([x0, jnp.repeat(x0[-1:], pad, axis=0)]) if pad else x0
+        x0 = jax.device_put(x0, parallel.batch_sharded(mesh))
+        out = parallel.to_host(potential_fn(state.ema_variables, x0, k_flow))
+        outputs.append(np.asarray(out)[:m])
     source, translated = np.concatenate(sources), np.concatenate(outputs)
     n = len(source)
     result = {

@@ -108,6 +108,36 @@ def test_translate_a_tiny_digits_pair(tmp_path, monkeypatch):
     assert after > before + 0.5, (before, after)
     assert result["content_kept"] >= 0.9
 
+    # The same translation with the batch sharded over 4 (simulated) devices.
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(
+        os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=4"
+    )
+    args = [
+        f"--config={CONFIG}",
+        f"--workdir={workdir}",
+        "--mode=translate",
+        f"--config.data.path={root}/trainB.npz",
+        f"--config.prior.source.path={root}/trainA.npz",
+        "--config.train.num_steps=200",
+        "--config.train.checkpoint_every=200",
+        f"--config.translate.input={root}/testA.npz",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "fdrl_jax.main", *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with np.load(os.path.join(out, "translated.npz")) as z:
+        np.testing.assert_allclose(z["translated"], translated, rtol=1e-4, atol=1e-4)
+
 
 def test_cifar_pair_filters_two_classes(tmp_path):
     from PIL import Image
