@@ -118,6 +118,16 @@ def default_step_size(eps: float, steps: int, step_size: float = 0.0) -> float:
     return step_size if step_size > 0 else 2.5 * eps / max(steps, 1)
 
 
+def adversarial(
+    apply_fn: ApplyFn, params, x: Array, y: Array, eps: float, steps: int, step_size: float = 0.0
+) -> Array:
+    """x under the L2 PGD attack on the cross-entropy (x itself when eps = 0)."""
+    if eps <= 0:
+        return x
+    size = default_step_size(eps, steps, step_size)
+    return l2_pgd(lambda z: cross_entropy(apply_fn(params, z), y), x, eps, steps, size)
+
+
 def train_step(
     params,
     opt_state,
@@ -132,9 +142,7 @@ def train_step(
 ) -> tuple[object, object, dict[str, Array]]:
     """One optimiser step on the cross-entropy (pure). With adv_eps > 0 the batch is first
     replaced by its L2 PGD adversarial examples (adversarial training)."""
-    if adv_eps > 0:
-        size = default_step_size(adv_eps, adv_steps, adv_step_size)
-        x = l2_pgd(lambda z: cross_entropy(apply_fn(params, z), y), x, adv_eps, adv_steps, size)
+    x = adversarial(apply_fn, params, x, y, adv_eps, adv_steps, adv_step_size)
 
     def loss_of(p):
         logits = apply_fn(p, x)
@@ -158,14 +166,10 @@ def accuracy(
     batch_size: int = 1000,
 ) -> float:
     """Accuracy on (x, y); with adv_eps > 0, under the L2 PGD attack of that radius."""
-    size = default_step_size(adv_eps, adv_steps, adv_step_size)
 
     @jax.jit
     def correct(params, xb, yb):
-        if adv_eps > 0:
-            xb = l2_pgd(
-                lambda z: cross_entropy(apply_fn(params, z), yb), xb, adv_eps, adv_steps, size
-            )
+        xb = adversarial(apply_fn, params, xb, yb, adv_eps, adv_steps, adv_step_size)
         return jnp.sum(jnp.argmax(apply_fn(params, xb), -1) == yb)
 
     total = sum(

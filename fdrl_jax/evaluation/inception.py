@@ -588,14 +588,12 @@ def save_flax_weights(
     64 MiB; it moves the features by ~3e-3 of their scale (measured on the real weights), so
     compare FIDs only between runs that used the same file.
     """
-    from flax import traverse_util
+    from fdrl_jax import checkpoints
 
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
-    flat = traverse_util.flatten_dict(jax.device_get(dict(variables)), sep="/")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    np.savez(path, **{k: np.asarray(v).astype(dtype) for k, v in flat.items()})
+    checkpoints.save_params(path, jax.tree.map(lambda a: np.asarray(a).astype(dtype), variables))
     return path
 
 
@@ -603,13 +601,14 @@ def load_inception(path: str | os.PathLike) -> Variables:
     """Variables that `save_flax_weights` wrote, as float32 (whatever dtype they were stored in)."""
     from flax import traverse_util
 
+    from fdrl_jax import checkpoints
+
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No Inception weights at {path!r}; {_GET_WEIGHTS_HINT}")
-    with np.load(path) as z:
-        flat = {tuple(k.split("/")): z[k].astype(np.float32) for k in z.files}
-    _check_flat(flat)
-    return traverse_util.unflatten_dict(flat)
+    variables = jax.tree.map(lambda a: a.astype(np.float32), checkpoints.load_params(path))
+    _check_flat(traverse_util.flatten_dict(variables))
+    return variables
 
 
 def _load_torch_state_dict(path: str) -> dict[str, Any]:
