@@ -84,6 +84,9 @@ def test_image_smoke_variant_trains_resumes_and_samples(path, tmp_path):
     assert os.path.exists(os.path.join(workdir, "eval", "samples.png"))
     result = run_eval(config, workdir)
     assert result["step"] == total and np.isfinite(result["fid"])
+    if config.data.name == "digits":  # scored on the eval samples themselves
+        assert result["digits"]["num_samples"] == min(config.eval.num_samples, 1000)
+        assert 0 < result["digits"]["mean_max_prob"] <= 1
     assert set(result["fid_vs_flow_length"]) == {str(n) for n in config.eval.fid_lengths} | {
         str(config.flow.num_steps + config.flow.kappa)
     }

@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from fdrl_jax import parallel
+from fdrl_jax.data import to_uint8
 from fdrl_jax.evaluation import figures
 from fdrl_jax.evaluation.fid import (
     RunningStatistics,
@@ -22,6 +24,7 @@ from fdrl_jax.evaluation.fid import (
     load_statistics,
     save_statistics,
 )
+from fdrl_jax.plotting import make_grid
 
 
 class RandomFeatures(nn.Module):
@@ -68,7 +71,7 @@ def reference_statistics(config, exp, feature_fn, workdir: str) -> tuple[Statist
     stats = compute_statistics(
         exp.data.clean_batches(e.batch_size), feature_fn, e.batch_size, max_samples=limit
     )
-    if jax.process_index() == 0:
+    if parallel.is_main_process():
         save_statistics(path, stats)
     return stats, path
 
@@ -76,7 +79,7 @@ def reference_statistics(config, exp, feature_fn, workdir: str) -> tuple[Statist
 def run_image_eval(config, workdir: str) -> dict:
     """Score eval.num_samples samples of the EMA params; write eval/fid.json,
     eval/fid_vs_flow_length.{json,png}, the figures, and eval/image_metrics.json."""
-    from fdrl_jax import parallel, sampling
+    from fdrl_jax import sampling
     from fdrl_jax.train import restore_for_inference
 
     exp, state = restore_for_inference(config, workdir)
@@ -93,7 +96,9 @@ def run_image_eval(config, workdir: str) -> dict:
 
     feature_fn = build_feature_fn(e, exp.shape) if e.fid else None
     running = {n: RunningStatistics() for n in lengths}
-    n, done, kept = e.num_samples, 0, None
+    # The first samples (final length) are kept for the figures and the digits scores, so
+    # nothing is sampled twice.
+    n, done, kept, keep = e.num_samples, 0, [], 1000 if c.data.name == "digits" else 64
     for i, start in enumerate(range(0, n, e.batch_size)):
         m = min(e.batch_size, n - start)
         _, traj = sample_fn(variables, jax.random.fold_in(key, i), m)
@@ -101,11 +106,12 @@ def run_image_eval(config, workdir: str) -> dict:
         if feature_fn is not None:
             for j, length in enumerate(lengths):
                 running[length].update(np.asarray(feature_fn(traj[j])))
-        if kept is None:
-            kept = np.asarray(parallel.to_host(traj[lengths.index(base)][:64]))
+        if done < keep:
+            kept.append(np.asarray(parallel.to_host(traj[lengths.index(base)][: keep - done])))
         done += m
         logging.info("eval: sampled and scored %d/%d", done, n)
 
+    kept = np.concatenate(kept)
     result = {
         "step": int(parallel.to_host(state.step)),
         "num_samples": n,
@@ -120,39 +126,26 @@ def run_image_eval(config, workdir: str) -> dict:
         result["fid_vs_flow_length"] = {str(k): v for k, v in by_length.items()}
         if main:
             with open(os.path.join(out, "fid.json"), "w") as f:
-                json.dump(
-                    {
-                        k: result[k]
-                        for k in (
-                            "step",
-                            "num_samples",
-                            "flow_steps",
-                            "feature_net",
-                            "fid",
-                            "fid_reference",
-                        )
-                    },
-                    f,
-                    indent=2,
+                fields = (
+                    "step",
+                    "num_samples",
+                    "flow_steps",
+                    "feature_net",
+                    "fid",
+                    "fid_reference",
                 )
+                json.dump({k: result[k] for k in fields}, f, indent=2)
             with open(os.path.join(out, "fid_vs_flow_length.json"), "w") as f:
                 json.dump(result["fid_vs_flow_length"], f, indent=2)
             _plot_fid_vs_length(by_length, os.path.join(out, "fid_vs_flow_length.png"))
     if c.data.name == "digits":
         from fdrl_jax.evaluation.digits_metrics import digits_scores
 
-        x = sampling.sample_many(
-            sampling.make_sample_fn(exp, base, mesh=mesh),
-            variables,
-            key,
-            min(n, 1000),
-            e.batch_size,
-        )
-        result["digits"] = digits_scores(x)
-        prior = np.asarray(sampling.draw_prior(exp.prior, key, len(x), c.prior.clip))
+        result["digits"] = digits_scores(kept)
+        prior = np.asarray(sampling.draw_prior(exp.prior, key, len(kept), c.prior.clip))
         result["digits_prior"] = digits_scores(prior)
     if e.figures and main:
-        write_figures(c, exp, variables, kept, feature_fn, out)
+        write_figures(c, exp, variables, kept[:64], feature_fn, out)
     logging.info("eval: %s", json.dumps(result))
     if main:
         with open(os.path.join(out, "image_metrics.json"), "w") as f:
@@ -194,12 +187,12 @@ def write_figures(config, exp, variables, samples, feature_fn, out: str) -> None
     )
     ends = jnp.clip(flow(starts), -1, 1)
     figures.save_png(
-        figures.make_grid(figures.to_uint8(np.asarray(ends)), ncol=8),
+        make_grid(to_uint8(np.asarray(ends)), ncol=8),
         os.path.join(out, "interpolation.png"),
     )
     prior = sampling.draw_prior(exp.prior, key, 64, c.prior.clip)
     figures.save_png(
-        figures.make_grid(figures.to_uint8(np.asarray(prior))),
+        make_grid(to_uint8(np.asarray(prior))),
         os.path.join(out, "prior_samples.png"),
     )
 
