@@ -55,22 +55,24 @@ def make_grid(images: np.ndarray, ncol: int | None = None, pad: int = 1) -> np.n
     return grid
 
 
-def save_image_grid(
-    x: np.ndarray, path: str, ncol: int | None = None, scale: int = 0
-) -> np.ndarray:
-    """Images in [-1, 1] (clamped) as one PNG grid; small images are upscaled (nearest) so the
-    grid is at least ~256 px wide. Returns the grid (uint8)."""
+def save_grid_png(grid: np.ndarray, path: str, min_width: int = 256) -> None:
+    """A uint8 grid as a PNG, upscaled (nearest) so it is at least ~`min_width` px wide."""
     from PIL import Image
 
-    from fdrl_jax.data import to_uint8
-
-    grid = make_grid(to_uint8(x), ncol)
-    scale = scale or max(1, 256 // grid.shape[1])
     img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+    scale = max(1, min_width // img.width)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     img.save(path)
+
+
+def save_image_grid(x: np.ndarray, path: str, ncol: int | None = None) -> np.ndarray:
+    """Images in [-1, 1] (clamped) as one PNG grid (see `save_grid_png`); returns the grid."""
+    from fdrl_jax.data import to_uint8
+
+    grid = make_grid(to_uint8(x), ncol)
+    save_grid_png(grid, path)
     return grid
 
 

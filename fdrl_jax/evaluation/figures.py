@@ -1,7 +1,7 @@
 """The paper's sample figures as PNG grids: flow-process strips (Fig. 8), prior-space
 interpolation (Fig. 9), prior (DDP) samples (Fig. 11) and nearest training images of samples in
-pixel and feature space (Fig. 12/13). Pure array functions return uint8 grids; the writer at
-the bottom saves them."""
+pixel and feature space (Fig. 12/13). Pure array functions return uint8 grids, which
+`plotting.save_grid_png` writes."""
 
 from __future__ import annotations
 
@@ -57,13 +57,3 @@ def neighbours_grid(queries: np.ndarray, bank: np.ndarray, idx: np.ndarray) -> n
     """Rows: a sample, then its nearest training images (the figure's layout)."""
     rows = [np.concatenate([queries[i : i + 1], bank[idx[i]]]) for i in range(len(queries))]
     return make_grid(to_uint8(np.concatenate(rows)), ncol=idx.shape[1] + 1)
-
-
-def save_png(grid: np.ndarray, path: str, min_width: int = 256) -> None:
-    from PIL import Image
-
-    img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
-    scale = max(1, min_width // img.width)
-    if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    img.save(path)

@@ -24,7 +24,7 @@ from fdrl_jax.evaluation.fid import (
     load_statistics,
     save_statistics,
 )
-from fdrl_jax.plotting import make_grid
+from fdrl_jax.plotting import make_grid, save_grid_png
 
 
 class RandomFeatures(nn.Module):
@@ -178,7 +178,7 @@ def write_figures(config, exp, variables, samples, feature_fn, out: str) -> None
     marks = sorted({round(total * t / 8) for t in range(9)})
     strip_fn = sampling.make_sample_fn(exp, total, record_at=marks)
     _, traj = strip_fn(variables, key, 8)
-    figures.save_png(figures.strip_grid(np.asarray(traj)), os.path.join(out, "flow_strips.png"))
+    save_grid_png(figures.strip_grid(np.asarray(traj)), os.path.join(out, "flow_strips.png"))
 
     starts = figures.interpolation_starts(exp.prior, key, 6, 8, c.prior.clip)
     potential = sampling.flow_lib.make_potential(exp.apply_fn, variables, exp.fprime)
@@ -186,12 +186,12 @@ def write_figures(config, exp, variables, samples, feature_fn, out: str) -> None
         lambda x0: sampling.flow_lib.flow(potential, x0, key, total, c.flow.eta, c.flow.nu)
     )
     ends = jnp.clip(flow(starts), -1, 1)
-    figures.save_png(
+    save_grid_png(
         make_grid(to_uint8(np.asarray(ends)), ncol=8),
         os.path.join(out, "interpolation.png"),
     )
     prior = sampling.draw_prior(exp.prior, key, 64, c.prior.clip)
-    figures.save_png(
+    save_grid_png(
         make_grid(to_uint8(np.asarray(prior))),
         os.path.join(out, "prior_samples.png"),
     )
@@ -199,11 +199,11 @@ def write_figures(config, exp, variables, samples, feature_fn, out: str) -> None
     bank = np.concatenate(list(exp.data.clean_batches(1000)))[: c.eval.neighbour_bank]
     queries = samples[:8]
     pixel = figures.nearest_neighbours(queries, bank, 5, lambda x: x)
-    figures.save_png(
+    save_grid_png(
         figures.neighbours_grid(queries, bank, pixel), os.path.join(out, "nearest_pixel.png")
     )
     if feature_fn is not None:
         feat = figures.nearest_neighbours(queries, bank, 5, lambda x: np.asarray(feature_fn(x)))
-        figures.save_png(
+        save_grid_png(
             figures.neighbours_grid(queries, bank, feat), os.path.join(out, "nearest_features.png")
         )
