@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from fdrl_jax.models import MLP
+from fdrl_jax.models import MLP, converge_spectral_norms
 
 Array = jax.Array
 
@@ -76,7 +76,7 @@ def train_gan(
     x_shape = jax.eval_shape(
         lambda: generator.apply({"params": g_params}, jnp.zeros((1, latent_dim)))
     ).shape
-    d_vars = dict(discriminator.init(k_d, jnp.zeros(x_shape)))
+    d_vars = converge_spectral_norms(dict(discriminator.init(k_d, jnp.zeros(x_shape))))
     d_params = d_vars.pop("params")
     tx = optax.adam(lr, b1=b1)
     state = GANState(

@@ -21,6 +21,7 @@ from fdrl_jax import checkpoints, parallel, sampling
 from fdrl_jax import flow as flow_lib
 from fdrl_jax.data import is_image_data
 from fdrl_jax.experiment import STREAM_DATA, STREAM_TRAIN, Experiment, build_experiment
+from fdrl_jax.models import converge_spectral_norms
 
 Array = jax.Array
 
@@ -58,29 +59,15 @@ def make_optimizer(
     return optax.adam(schedule, b1=b1, b2=b2), schedule
 
 
-# Power iterations run at initialisation so spectral norms start converged; training then
-# runs one per step (SPEC "Networks"), which tracks the slowly changing weights.
-INIT_POWER_ITERATIONS = 20
-
-
 def init_state(model, tx: optax.GradientTransformation, key: Array, example_x: Array) -> TrainState:
-    """The step-0 state: params from `model.init`, EMA copy, optimiser state; nets with
-    spectral norm also get `INIT_POWER_ITERATIONS` power iterations (compiled in one go)."""
+    """The step-0 state: params from `model.init`, EMA copy, optimiser state; spectral norms
+    start converged (`models.converge_spectral_norms`)."""
 
     @jax.jit
     def init(key, x):
-        variables = dict(model.init(key, x))
+        variables = converge_spectral_norms(dict(model.init(key, x)))
         params = variables.pop("params")
         stats = variables
-
-        def power_iteration(stats, _):
-            _, new = model.apply(
-                {"params": params, **stats}, x, update_stats=True, mutable=list(stats)
-            )
-            return dict(new), None
-
-        if stats:
-            stats, _ = jax.lax.scan(power_iteration, stats, None, INIT_POWER_ITERATIONS)
         return TrainState(
             step=jnp.zeros((), jnp.int32),
             params=params,

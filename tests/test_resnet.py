@@ -11,7 +11,7 @@ from fdrl_jax.models import ARCHS, ResNetEstimator
 
 def spec_param_count(arch: str, in_channels: int = 3) -> int:
     """From SPEC Table 3: conv3×3 = 9·cin·cout, 1×1 shortcut = cin·cout (shape changes), no
-    conv bias; SAGAN attention = 4·C·C/8 + γ; head Dense(1) = C + 1."""
+    conv bias; SAGAN attention = 4·C·C/8 + biases 3·C/8 + C, + γ; head Dense(1) = C + 1."""
     a = ARCHS[arch]
     n, c = 9 * in_channels * a["stem"], a["stem"]
     for i, (f, blocks, stride) in enumerate(a["stages"]):
@@ -20,7 +20,7 @@ def spec_param_count(arch: str, in_channels: int = 3) -> int:
             n += 9 * c * f + 9 * f * f + (c * f if (s != 1 or c != f) else 0)
             c = f
         if a["attention_after"] == i:
-            n += 4 * c * (c // 8) + 1
+            n += 4 * c * (c // 8) + 3 * (c // 8) + c + 1
     return n + c + 1
 
 
@@ -29,7 +29,8 @@ EXPECTED = {
     "cifar10": 11_374_209,  # checked by hand: 3,456 + 884,736 + 3,276,800 + 7,208,960 + 257
     "celeba64": 5_126_081,
     "church128": 5_437_377,
-    "cat2dog": 1_546_178,  # 1,728 + 77,824 + 229,376 + 8,193 (attention) + 311,296 + 917,504 + 257
+    # 1,728 + 77,824 + 229,376 + 8,369 (attention) + 311,296 + 917,504 + 257: the reference's
+    "cat2dog": 1_546_354,
 }
 
 
@@ -58,7 +59,7 @@ def test_any_size_and_channels_one_scalar_per_image_no_batch_coupling():
 def test_attention_starts_as_identity():
     model = ResNetEstimator(arch="cat2dog", spectral_norm=False)
     v = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)))
-    assert float(v["params"]["SelfAttention_0"]["gamma"]) == 0.0
+    assert float(v["params"]["self_attn_module"]["gamma"]) == 0.0
 
 
 def test_spectral_norm_bounds_each_layer_and_updates_only_when_asked():
@@ -80,6 +81,24 @@ def test_spectral_norm_bounds_each_layer_and_updates_only_when_asked():
         lambda a, b: bool(np.array_equal(a, b)), fixed["batch_stats"], mv["batch_stats"]
     )
     assert all(jax.tree.leaves(same))  # a flow (update_stats=False) leaves the state alone
+
+
+def test_spectral_norms_start_converged():
+    """At initialisation σ is the kernel's top singular value (not a 20-iteration estimate),
+    and the stored vector is a fixed point of the power iteration."""
+    from fdrl_jax.models import converge_spectral_norms
+
+    model = ResNetEstimator(arch="", stem=8, stages=((16, 1, 2),), spectral_norm=True)
+    x = jnp.zeros((1, 8, 8, 3))
+    v = converge_spectral_norms(dict(model.init(jax.random.PRNGKey(0), x)))
+    kernel = v["params"]["layer1_0"]["conv1"]["kernel"]
+    sigma = np.linalg.svd(np.asarray(kernel).reshape(-1, 16), compute_uv=False)[0]
+    stats = v["batch_stats"]["layer1_0"]
+    conv1 = next(w for w in stats.values() if "conv1/kernel/sigma" in w)
+    np.testing.assert_allclose(conv1["conv1/kernel/sigma"], sigma, rtol=1e-5)
+    _, again = model.apply(v, x, update_stats=True, mutable=["batch_stats"])
+    for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(v["batch_stats"]), strict=True):
+        np.testing.assert_allclose(np.abs(a), np.abs(b), rtol=1e-4, atol=1e-5)
 
 
 def test_training_runs_one_power_iteration_per_step_and_none_in_the_flow():

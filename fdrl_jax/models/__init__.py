@@ -6,6 +6,7 @@ import dataclasses
 
 import flax.linen as nn
 
+from fdrl_jax.models.layers import PARAM_INITS, converge_spectral_norms
 from fdrl_jax.models.mlp import MLP
 from fdrl_jax.models.resnet import ARCHS, ResNetEstimator
 
@@ -25,4 +26,12 @@ def build_model(cfg) -> nn.Module:
     return cls(**{k: v for k, v in cfg.items() if k in known})
 
 
-__all__ = ["ARCHS", "MLP", "MODELS", "ResNetEstimator", "build_model"]
+__all__ = [
+    "ARCHS",
+    "MLP",
+    "MODELS",
+    "PARAM_INITS",
+    "ResNetEstimator",
+    "build_model",
+    "converge_spectral_norms",
+]

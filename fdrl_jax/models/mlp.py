@@ -1,7 +1,8 @@
 """The MLP estimator for 2D / vector data (SPEC Table 3): D→64, 3×(64→64), 64→1.
 
-Images are flattened. Optional spectral normalisation of every layer (state in `batch_stats`,
-updated only with `update_stats=True`), e.g. for GAN discriminators.
+Images are flattened. Layers are initialised as PyTorch's `nn.Linear` by default
+(`param_init`, see `layers.py`). Optional spectral normalisation of every layer (state in
+`batch_stats`, updated only with `update_stats=True`), e.g. for GAN discriminators.
 """
 
 from __future__ import annotations
@@ -9,29 +10,36 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
+from fdrl_jax.models.layers import apply, dense
+
 
 class MLP(nn.Module):
     """Per-sample MLP with LeakyReLU(0.2); outputs one scalar per sample, shape (B,).
 
     No normalisation layers: each sample's output must depend on that sample alone, so the
-    flow's gradient of the batch sum is the per-sample gradient.
+    flow's gradient of the batch sum is the per-sample gradient. Layers are `Dense_0` (input)
+    to `Dense_{num_hidden_layers + 1}` (output): the reference's `mlp.0, mlp.2, ...`.
     """
 
     hidden: int = 64
     num_hidden_layers: int = 3
     negative_slope: float = 0.2
     spectral_norm: bool | None = None
+    param_init: str = "torch"
 
     @nn.compact
     def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
-        def dense(h, features):
-            layer = nn.Dense(features)
-            if self.spectral_norm:
-                return nn.SpectralNorm(layer)(h, update_stats=update_stats)
-            return layer(h)
-
+        sn = bool(self.spectral_norm)
         h = x.reshape(x.shape[0], -1)
-        h = nn.leaky_relu(dense(h, self.hidden), self.negative_slope)
-        for _ in range(self.num_hidden_layers):
-            h = nn.leaky_relu(dense(h, self.hidden), self.negative_slope)
-        return dense(h, 1)[:, 0]
+        for i in range(self.num_hidden_layers + 2):
+            last = i == self.num_hidden_layers + 1
+            layer = dense(
+                1 if last else self.hidden,
+                h.shape[-1],
+                param_init=self.param_init,
+                name=f"Dense_{i}",
+            )
+            h = apply(layer, h, sn, update_stats)
+            if not last:
+                h = nn.leaky_relu(h, self.negative_slope)
+        return h[:, 0]

@@ -1,11 +1,17 @@
-"""ResNet density-ratio estimators for images (SPEC Table 3).
+"""ResNet density-ratio estimators for images (SPEC Table 3), computing what the reference's do.
 
 LeakyReLU(0.2), no normalisation, no conv bias. BasicBlock: conv3×3(stride s) → act → conv3×3
 → + shortcut (1×1 conv, stride s, when the shape changes) → act. Stem conv3×3 → act; head:
-global mean pool → Dense(1) with bias. Options: spectral normalisation of every conv / dense
-(its power-iteration state lives in the `batch_stats` collection: pass `update_stats=True`
-once per training step and False inside a flow, so the weights are fixed during a flow), and
-SAGAN self-attention after a chosen stage. Works for any image size and channel count.
+global mean pool → Dense(1) with bias. Every 3×3 conv pads 1 pixel on each side and layers are
+initialised as PyTorch does by default (`param_init`, see `layers.py`). Options: spectral
+normalisation of every conv / dense (its power-iteration state lives in the `batch_stats`
+collection: pass `update_stats=True` once per training step and False inside a flow, so the
+weights are fixed during a flow), and SAGAN self-attention (1×1 convs with biases) after a
+chosen stage. Works for any image size and channel count.
+
+Module names follow the reference's state dict (`conv1`, `layer{i}.{j}.conv1/conv2/
+shortcut_conv` as `layer{i}_{j}`, `self_attn_module.{query,key,value,self_att,gamma}`,
+`linear`), so its checkpoints map onto these params name for name.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from fdrl_jax.models.layers import apply, conv, dense
 
 # (channels, blocks, first stride) per stage; attention after the stage with this index.
 ARCHS: dict[str, dict] = {
@@ -49,40 +57,34 @@ def _act(x: jax.Array) -> jax.Array:
     return nn.leaky_relu(x, 0.2)
 
 
-def _apply(layer: nn.Module, x, spectral_norm: bool, update_stats: bool):
-    """Call `layer` (created in the caller's compact scope), spectrally normalised if asked."""
-    if spectral_norm:
-        return nn.SpectralNorm(layer)(x, update_stats=update_stats)
-    return layer(x)
-
-
 class BasicBlock(nn.Module):
     features: int
     stride: int = 1
     spectral_norm: bool = False
+    param_init: str = "torch"
 
     @nn.compact
     def __call__(self, x, update_stats: bool = False):
-        s, sn = (self.stride, self.stride), self.spectral_norm
-
-        def conv(y, k, stride=(1, 1)):
-            pad = "SAME" if k == 3 else "VALID"
-            layer = nn.Conv(self.features, (k, k), stride, padding=pad, use_bias=False)
-            return _apply(layer, y, sn, update_stats)
-
-        h = _act(conv(x, 3, s))
-        h = conv(h, 3)
+        sn, init = self.spectral_norm, self.param_init
+        c_in = x.shape[-1]
+        layer = conv(self.features, 3, c_in, self.stride, param_init=init, name="conv1")
+        h = _act(apply(layer, x, sn, update_stats))
+        layer = conv(self.features, 3, self.features, param_init=init, name="conv2")
+        h = apply(layer, h, sn, update_stats)
         shortcut = x
-        if self.stride != 1 or x.shape[-1] != self.features:
-            shortcut = conv(x, 1, s)
+        if self.stride != 1 or c_in != self.features:
+            layer = conv(self.features, 1, c_in, self.stride, param_init=init, name="shortcut_conv")
+            shortcut = apply(layer, x, sn, update_stats)
         return _act(h + shortcut)
 
 
 class SelfAttention(nn.Module):
-    """SAGAN self-attention: 1×1 key/query/value C→C/8, output C/8→C, softmax over positions,
-    y = γ·o + x with γ initialised to 0 (the block starts as the identity)."""
+    """SAGAN self-attention: 1×1 convs (with biases) key/query/value C→C/8, output C/8→C,
+    softmax over positions, y = γ·o + x with γ initialised to 0 (the block starts as the
+    identity)."""
 
     spectral_norm: bool = False
+    param_init: str = "torch"
 
     @nn.compact
     def __call__(self, x, update_stats: bool = False):
@@ -90,15 +92,15 @@ class SelfAttention(nn.Module):
         inner = max(c // 8, 1)
 
         def proj(y, f, name):
-            layer = nn.Conv(f, (1, 1), use_bias=False, name=name)
-            return _apply(layer, y, self.spectral_norm, update_stats)
+            layer = conv(f, 1, y.shape[-1], use_bias=True, param_init=self.param_init, name=name)
+            return apply(layer, y, self.spectral_norm, update_stats)
 
         q = proj(x, inner, "query").reshape(b, h * w, inner)
         k = proj(x, inner, "key").reshape(b, h * w, inner)
         v = proj(x, inner, "value").reshape(b, h * w, inner)
         attn = jax.nn.softmax(jnp.einsum("bqc,bkc->bqk", q, k), axis=-1)
         o = jnp.einsum("bqk,bkc->bqc", attn, v).reshape(b, h, w, inner)
-        o = proj(o, c, "out")
+        o = proj(o, c, "self_att")
         gamma = self.param("gamma", nn.initializers.zeros, ())
         return gamma * o + x
 
@@ -112,6 +114,7 @@ class ResNetEstimator(nn.Module):
     stages: Sequence[Sequence[int]] | None = None
     attention_after: int | None = None
     spectral_norm: bool | None = None
+    param_init: str = "torch"
 
     def _spec(self) -> dict:
         base = dict(ARCHS[self.arch]) if self.arch else {}
@@ -128,12 +131,17 @@ class ResNetEstimator(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
         spec = self._spec()
-        sn = bool(spec.get("spectral_norm", False))
-        h = _act(_apply(nn.Conv(spec["stem"], (3, 3), use_bias=False), x, sn, update_stats))
+        sn, init = bool(spec.get("spectral_norm", False)), self.param_init
+        stem = conv(spec["stem"], 3, x.shape[-1], param_init=init, name="conv1")
+        h = _act(apply(stem, x, sn, update_stats))
         for i, (features, blocks, stride) in enumerate(spec["stages"]):
             for j in range(blocks):
-                h = BasicBlock(features, stride if j == 0 else 1, sn)(h, update_stats)
+                block = BasicBlock(
+                    features, stride if j == 0 else 1, sn, init, name=f"layer{i + 1}_{j}"
+                )
+                h = block(h, update_stats)
             if spec.get("attention_after") == i:
-                h = SelfAttention(sn)(h, update_stats)
+                h = SelfAttention(sn, init, name="self_attn_module")(h, update_stats)
         h = jnp.mean(h, axis=(1, 2))
-        return _apply(nn.Dense(1), h, sn, update_stats)[:, 0]
+        head = dense(1, h.shape[-1], param_init=init, name="linear")
+        return apply(head, h, sn, update_stats)[:, 0]
