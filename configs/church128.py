@@ -1,4 +1,5 @@
-"""LSUN Church outdoor 128² (SPEC): resize to 128, center crop 128; the church128 ResNet.
+"""LSUN Church outdoor 128² (SPEC): resize both sides to 128 (the aspect ratio is not kept, as in
+the reference), center crop 128; the church128 ResNet.
 
 D = 49,152, where a full covariance alone is 9.7 GB, so the data-dependent prior uses the
 low-rank + diagonal form (top 512 principal directions and the residual variance per pixel).
@@ -16,6 +17,7 @@ def get_config(arg: str | None = None):
             "name": "tfds",
             "tfds_name": "lsun/church_outdoor",
             "resize": 128,
+            "keep_aspect": False,
             "size": 128,
             "channels": 3,
         },

@@ -12,6 +12,8 @@ from PIL import Image
 from fdrl_jax import configlib
 from fdrl_jax.data import build_data, images
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def data_cfg(**kw):
     c = configlib.default_config().data
@@ -104,6 +106,29 @@ def test_preprocessing_order_crop_resize_crop():
     assert out.size == (64, 64)
     out = images.preprocess(Image.fromarray(np.zeros((100, 150, 3), np.uint8)), resize=84, size=64)
     assert out.size == (64, 64)  # cat2dog: shorter side to 84, center crop 64
+
+
+def test_resize_and_crop_are_torchvisions_on_pil_images():
+    """The reference's transforms: Resize(int) scales the shorter side with PIL's bilinear
+    filter (antialiased when shrinking) and truncates the longer side, Resize((s, s)) ignores
+    the aspect ratio (LSUN Church), CenterCrop rounds its offset."""
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (30, 47, 3), np.uint8)  # H 30, W 47
+    img = Image.fromarray(arr)
+    out = np.asarray(images.preprocess(img, resize=12))
+    assert out.shape == (12, 18, 3)  # int(12 · 47 / 30) = int(18.8)
+    np.testing.assert_array_equal(out, np.asarray(img.resize((18, 12), Image.BILINEAR)))
+    # Not bicubic, and not a point-sampled bilinear (no antialiasing): both differ here.
+    assert not np.array_equal(out, np.asarray(img.resize((18, 12), Image.BICUBIC)))
+    assert not np.array_equal(out, np.asarray(img.resize((18, 12), Image.NEAREST)))
+    church = np.asarray(images.preprocess(img, resize=16, size=16, keep_aspect=False))
+    np.testing.assert_array_equal(church, np.asarray(img.resize((16, 16), Image.BILINEAR)))
+    # CenterCrop(12) of a 19-wide image starts at int(round(3.5)) = 4
+    narrow = Image.fromarray(arr[:12, :19])
+    np.testing.assert_array_equal(np.asarray(images.preprocess(narrow, size=12)), arr[:12, 4:16])
+    # The config path: npz images through the church128 config's data section
+    church_cfg = configlib.load_config(os.path.join(ROOT, "configs", "church128.py")).data
+    assert church_cfg.keep_aspect is False and church_cfg.resize == church_cfg.size == 128
 
 
 def test_corrupt_file_is_reported_by_path_or_skipped_and_counted(tmp_path, caplog):

@@ -83,31 +83,52 @@ def to_uint8(x) -> np.ndarray:
 # ----------------------------------------------------------------------------- preprocessing
 
 
-def preprocess(img, crop_first: int = 0, resize: int = 0, size: int = 0):
-    """SPEC preprocessing of one PIL image: center crop `crop_first` (CelebA: 140), resize the
-    shorter side to `resize` (bicubic-antialiased, as torchvision), center crop `size`."""
+def preprocess(img, crop_first: int = 0, resize: int = 0, size: int = 0, keep_aspect: bool = True):
+    """SPEC preprocessing of one PIL image, as the reference's torchvision transforms on PIL
+    images: center crop `crop_first` (CelebA: 140); resize (bilinear, antialiased: PIL's
+    BILINEAR filter widens with the scale when shrinking) the shorter side to `resize`, the
+    longer to int(resize · long / short) as `transforms.Resize(int)` does, or with
+    `keep_aspect=False` both sides to `resize` (`Resize((s, s))`, LSUN Church); center crop
+    `size`."""
     from PIL import Image
 
     if crop_first:
         img = _center_crop(img, crop_first)
     if resize:
         w, h = img.size
-        s = resize / min(w, h)
-        img = img.resize((max(resize, round(w * s)), max(resize, round(h * s))), Image.BICUBIC)
+        if not keep_aspect:
+            new = (resize, resize)
+        elif w <= h:
+            new = (resize, int(resize * h / w))
+        else:
+            new = (int(resize * w / h), resize)
+        if new != (w, h):
+            img = img.resize(new, Image.BILINEAR)
     if size:
         img = _center_crop(img, size)
     return img
 
 
 def _center_crop(img, size: int):
+    """torchvision's CenterCrop: the offset round((side − size) / 2), half to even."""
     w, h = img.size
     if w < size or h < size:
         raise ValueError(
             f"An image of {w}×{h} is smaller than the crop {size}; set data.resize to at least "
             f"{size} so it is resized first."
         )
-    left, top = (w - size) // 2, (h - size) // 2
+    left, top = round((w - size) / 2.0), round((h - size) / 2.0)
     return img.crop((left, top, left + size, top + size))
+
+
+def preprocess_args(cfg) -> dict:
+    """The `preprocess` arguments of a data config section."""
+    return {
+        "crop_first": cfg.get("crop_first", 0),
+        "resize": cfg.get("resize", 0),
+        "size": cfg.get("size", 0),
+        "keep_aspect": cfg.get("keep_aspect", True),
+    }
 
 
 def _to_array(img, channels: int) -> np.ndarray:
@@ -118,7 +139,8 @@ def _to_array(img, channels: int) -> np.ndarray:
 
 def _process_array(x: np.ndarray, cfg) -> np.ndarray:
     """Apply the config's crop / resize / channel conversion to a uint8 NHWC array."""
-    crop_first, resize, size = cfg.get("crop_first", 0), cfg.get("resize", 0), cfg.get("size", 0)
+    args = preprocess_args(cfg)
+    crop_first, resize, size = args["crop_first"], args["resize"], args["size"]
     if x.shape[-1] not in (1, 3):
         raise ValueError(
             f"Images must have 1 or 3 channels (NHWC); got shape {x.shape}. Convert the "
@@ -133,7 +155,7 @@ def _process_array(x: np.ndarray, cfg) -> np.ndarray:
     out = []
     for im in x:
         pil = Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im)
-        out.append(_to_array(preprocess(pil, crop_first, resize, size), channels))
+        out.append(_to_array(preprocess(pil, **args), channels))
     return np.stack(out)
 
 
@@ -221,12 +243,7 @@ def load_image_folder(path: str, cfg) -> tuple[np.ndarray, np.ndarray | None]:
             try:
                 with Image.open(file) as img:
                     img.load()
-                    arr = _to_array(
-                        preprocess(
-                            img, cfg.get("crop_first", 0), cfg.get("resize", 0), cfg.get("size", 0)
-                        ),
-                        channels,
-                    )
+                    arr = _to_array(preprocess(img, **preprocess_args(cfg)), channels)
             except (OSError, UnidentifiedImageError, SyntaxError) as e:
                 if not cfg.get("skip_bad_files", False):
                     raise ValueError(
@@ -275,12 +292,7 @@ def load_tfds(name: str, split: str, cfg) -> tuple[np.ndarray, np.ndarray | None
     for ex in tfds.as_numpy(ds):
         img = np.asarray(ex["image"])
         pil = Image.fromarray(img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img)
-        xs.append(
-            _to_array(
-                preprocess(pil, cfg.get("crop_first", 0), cfg.get("resize", 0), cfg.get("size", 0)),
-                channels,
-            )
-        )
+        xs.append(_to_array(preprocess(pil, **preprocess_args(cfg)), channels))
         if "label" in ex:
             ys.append(ex["label"])
     if not xs:
