@@ -39,6 +39,8 @@ def get_config(arg: str | None = None):
         model={"arch": "cat2dog"},
         **{
             "prior.name": "dataset",
+            # as the reference: the dequantised source images are not clamped
+            "prior.clip": False,
             "flow.num_steps": 100,
             "flow.kappa": 10,
             "train.num_steps": 40_000,

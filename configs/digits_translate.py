@@ -27,6 +27,8 @@ def get_config(arg: str | None = None):
         model={"name": "mlp", "hidden": 256, "arch": ""},
         **{
             "prior.name": "dataset",
+            # as the reference: the dequantised source images are not clamped
+            "prior.clip": False,
             "flow.num_steps": 50,
             "flow.kappa": 5,
             "flow.eta": 1.0,

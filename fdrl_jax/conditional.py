@@ -189,7 +189,8 @@ def run_conditional_sample(config, workdir: str) -> dict:
             f"conditional.label = {cc.label} but the classifier has {num_classes} classes."
         )
     labels = list(range(num_classes)) if cc.label < 0 else [cc.label]
-    steps = cc.num_steps if cc.num_steps is not None else config.flow.num_steps + config.flow.kappa
+    # the reference flows n_flow_steps + 10 steps for conditional samples
+    steps = cc.num_steps if cc.num_steps is not None else config.flow.num_steps + 10
     sample_fn = make_conditional_sample_fn(
         exp, classifier_apply, cc.phi, steps, mesh=parallel.make_mesh()
     )

@@ -1,10 +1,11 @@
 """Unpaired image-to-image translation (paper Sec. 6.5): flow source images to the target.
 
 Training is Algorithm 1 unchanged, with the prior replaced by source-domain images
-(`prior.name = "dataset"`, drawn with the source's flips and dequantisation noise) and the data
-by the target domain. Translating is the flow itself: the source images (preprocessed and
-dequantised the same way, without flips) flow `translate.num_steps` steps (the paper: K = 100
-in training, 110 at test time) with the EMA params.
+(`prior.name = "dataset"`, drawn with the source's flips and dequantisation noise, not clamped)
+and the data by the target domain. Translating is the flow itself: the source images
+(preprocessed, randomly flipped if the source section flips, without dequantisation noise, as
+the reference does at test time) flow `translate.num_steps` steps (the paper: K = 100 in
+training, 110 at test time) with the EMA params.
 
 `run_translate` is `--mode=translate`; `digits_pair` and `cifar_pair` write the
 `trainA/trainB/testA/testB` .npz layout of an offline pair (A = source, B = target).
@@ -43,14 +44,15 @@ def translate(
     return jnp.clip(x, -1.0, 1.0) if clip_output else x
 
 
-def prepare_source(images: Array, key: Array, dequant_std: float, clip: bool) -> Array:
-    """uint8 source images -> the prior's preprocessing: [-1, 1] plus Gaussian dequantisation
-    noise (no flips: each output should stay comparable with its input), clamped like a prior
-    draw when `clip`."""
+def prepare_source(images: Array, key: Array, flip: bool) -> Array:
+    """uint8 source images -> [-1, 1], each randomly mirrored when `flip`: the reference's
+    test-time sources (no dequantisation noise, no clamp; its training draws are dequantised
+    and not clamped either, see `prior.clip` in the translation configs)."""
     x = images.astype(jnp.float32) / 127.5 - 1.0
-    if dequant_std > 0:
-        x = x + dequant_std * jax.random.normal(key, x.shape, x.dtype)
-    return jnp.clip(x, -1.0, 1.0) if clip else x
+    if flip:
+        mirror = jax.random.bernoulli(key, 0.5, (x.shape[0], 1, 1, 1))
+        x = jnp.where(mirror, x[:, :, ::-1, :], x)
+    return x
 
 
 def content_kept(source: np.ndarray, translated: np.ndarray, seed: int = 0) -> float:
@@ -147,13 +149,11 @@ def run_translate(config, workdir: str) -> dict:
     )
     key = jax.random.PRNGKey(t.seed)
     mesh = parallel.make_mesh()
-    dequant = float(source_cfg.get("dequant_std", 0.0))
+    flip = bool(source_cfg.get("flip", True))
     sources, outputs = [], []
     for i, start in enumerate(range(0, len(images), t.batch_size)):
-        k_noise, k_flow = jax.random.split(jax.random.fold_in(key, i))
-        x0 = prepare_source(
-            images[start : start + t.batch_size], k_noise, dequant, config.prior.clip
-        )
+        k_flip, k_flow = jax.random.split(jax.random.fold_in(key, i))
+        x0 = prepare_source(images[start : start + t.batch_size], k_flip, flip)
         sources.append(np.asarray(x0))
         # Shard the batch over the devices (padded to a multiple of their count; the flow's
         # noise for the first rows does not depend on the padding).

@@ -75,7 +75,9 @@ def test_translate_a_tiny_digits_pair(tmp_path, monkeypatch):
     config = configlib.load_config(CONFIG)
     config.data.path = f"{root}/trainB.npz"
     config.prior.source.path = f"{root}/trainA.npz"
-    config.train.num_steps, config.train.checkpoint_every = 200, 200
+    # With the reference's (PyTorch) initialisation the estimator needs a few hundred steps
+    # before the flow carries most images across (measured: 0.35 at 200 steps, 0.88 at 600).
+    config.train.num_steps, config.train.checkpoint_every = 600, 600
     train.train(config, workdir)
 
     # FID with a stand-in feature network (the Inception weights are not shipped).
