@@ -30,10 +30,13 @@ def data_section(name: str) -> ml_collections.ConfigDict:
     d.key = config_dict.placeholder(str)  # array name inside a .npz
     d.split = "train"  # npz (`{split}_jpeg`, `{split}_images`) and tfds
     d.tfds_name = ""  # e.g. cifar10, celeb_a, lsun/church_outdoor
-    # Image preprocessing, in this order (0 = skip): center crop, resize the shorter side,
-    # center crop to `size`. CelebA: 140 / 64 / 64; LSUN Church: 0 / 128 / 128.
+    # Image preprocessing as the reference's torchvision transforms, in this order (0 = skip):
+    # center crop, resize (bilinear, antialiased) the shorter side to `resize` (or, with
+    # keep_aspect = False, both sides), center crop to `size`. CelebA: 140 / 64 / 64;
+    # LSUN Church: 0 / 128 (both sides) / 128; cat2dog: 0 / 84 / 64.
     d.crop_first = 0
     d.resize = 0
+    d.keep_aspect = True
     d.size = 0
     d.channels = 0  # 1 or 3 (0: as stored)
     d.flip = True  # random horizontal flips of training batches
@@ -80,6 +83,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.stages = config_dict.placeholder(tuple)  # ((channels, blocks, stride), ...)
     c.model.attention_after = config_dict.placeholder(int)  # stage index
     c.model.spectral_norm = config_dict.placeholder(bool)
+    # Initialisation of every conv / dense layer: "torch" (PyTorch's defaults, as the
+    # reference: U(±1/√fan_in) weights and biases) or "flax" (lecun-normal, zero biases).
+    c.model.param_init = "torch"
 
     c.flow = ml_collections.ConfigDict()
     c.flow.num_steps = 200  # K, at training time
@@ -150,6 +156,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict()
     c.eval.num_samples = 10_000  # energy distance at 2k samples is too noisy for a 5% bar
     c.eval.num_projections = 512  # sliced Wasserstein directions
+    # Classifier two-sample test (vector data): a k-NN classifier, k-fold cross-validated, on
+    # this many model samples against as many data points (and the prior, and data itself).
+    c.eval.c2st_samples = 5_000
+    c.eval.c2st_neighbors = 15
+    c.eval.c2st_folds = 5
     c.eval.seed = 2
     # Images: FID of eval.num_samples samples vs `fid_stats` (pytorch-fid .npz) or the training
     # data, with the Inception weights at `inception_weights` (default: $FDRL_FID_WEIGHTS or
@@ -188,7 +199,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.conditional = ml_collections.ConfigDict()
     c.conditional.label = -1  # the class to sample; -1: every class
     c.conditional.phi = 0.1  # log r(x|y) = log r(x) − φ log(N p(y|x)); 0: unconditional
-    c.conditional.num_steps = config_dict.placeholder(int)  # None: K + κ
+    # None: K + 10, the reference's n_flow_steps + 10 (110 for the image configs)
+    c.conditional.num_steps = config_dict.placeholder(int)
     c.conditional.num_samples = 100  # per class
     c.conditional.grid_size = 10  # per class in the all-classes grid
     c.conditional.seed = 4
@@ -275,6 +287,9 @@ def image_config(
     c.sample.clip_output, c.sample.num_samples = True, 10_000
     c.eval.num_samples = 50_000
     c.eval.fid_lengths = (100, 110, 120, 130)  # paper Fig. 5
+    # The paper guides class-conditional flows with a robust classifier: L2 PGD with ε = 1 on
+    # images in [0, 1], i.e. ε = 2 in our [-1, 1] pixels.
+    c.classifier.adv_eps = 2.0
     c.data.update(data)
     c.model.update(model)
     for path, value in overrides.items():
@@ -391,6 +406,7 @@ _DATA_RULES = {
     "tfds_name": (lambda v: isinstance(v, str), "a TFDS name (string)"),
     "crop_first": _int_in(0, 65_536),
     "resize": _int_in(0, 65_536),
+    "keep_aspect": _BOOL,
     "size": _int_in(0, 65_536),
     "channels": (lambda v: v in (0, 1, 3) and _is_int(v), "0, 1 or 3"),
     "flip": _BOOL,
@@ -440,6 +456,7 @@ RULES = {
     ),
     "model.attention_after": (lambda v: v is None or (_is_int(v) and v >= 0), "None or >= 0"),
     "model.spectral_norm": (lambda v: v is None or isinstance(v, bool), "None, True or False"),
+    "model.param_init": (lambda v: v in ("torch", "flax"), "'torch' or 'flax'"),
     "flow.num_steps": _int_in(0, 10**6),
     "flow.kappa": _int_in(0, 10**6),
     "flow.eta": _num(lambda v: v > 0, "> 0"),
@@ -496,6 +513,9 @@ RULES = {
     "refine.seed": _int_in(0, 2**31 - 1),
     "eval.num_samples": _int_in(2, 10**7),
     "eval.num_projections": _int_in(1, 10**5),
+    "eval.c2st_samples": _int_in(10, 10**7),
+    "eval.c2st_neighbors": _int_in(1, 10**4),
+    "eval.c2st_folds": _int_in(2, 100),
     "eval.seed": _int_in(0, 2**31 - 1),
     "eval.fid": _BOOL,
     "eval.feature_net": (lambda v: v in ("inception", "random"), "'inception' or 'random'"),
@@ -531,7 +551,7 @@ RULES = {
     "conditional.phi": _num(lambda v: v >= 0, ">= 0"),
     "conditional.num_steps": (
         lambda v: v is None or (_is_int(v) and 0 <= v <= 10**6),
-        "None (K + κ) or an integer in [0, 1000000]",
+        "None (K + 10) or an integer in [0, 1000000]",
     ),
     "conditional.num_samples": _int_in(1, 10**7),
     "conditional.grid_size": _int_in(1, 1_000),

@@ -36,7 +36,8 @@ def test_train_eval_sample_on_the_cli(tmp_path):
     _run("--config=configs/gaussians8.py:lr-js,smoke", f"--workdir={wd}", "--mode=eval")
     metrics = json.load(open(os.path.join(wd, "eval", "toy_metrics.json")))
     for key in ("model_vs_data", "prior_vs_data", "data_vs_data"):
-        assert set(metrics[key]) == {"energy_distance", "sliced_w2"}
+        assert set(metrics[key]) == {"energy_distance", "sliced_w2", "c2st", "precision", "recall"}
+        assert 0 <= metrics[key]["c2st"] <= 1
     assert os.path.exists(os.path.join(wd, "eval", "toy_eval.png"))
     _run("--config=configs/gaussians8.py:lr-js,smoke", f"--workdir={wd}", "--mode=sample")
     assert os.path.exists(os.path.join(wd, "eval", "samples.npz"))

@@ -73,6 +73,10 @@ TOY_MODES = {
 }
 
 
+# Each mode's standard deviation in data coordinates.
+TOY_MODE_STD = {"8gaussians": 0.02 / 1.414, "25gaussians": 0.05 / 2.828}
+
+
 @struct.dataclass
 class ToyData:
     """An infinite 2D toy distribution."""
