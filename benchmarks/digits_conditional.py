@@ -26,11 +26,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from fdrl_jax import classifier as clf
-from fdrl_jax import conditional, configlib
+from fdrl_jax import conditional, configlib, run
 from fdrl_jax.data import build_data
 from fdrl_jax.data.images import to_unit_range
 from fdrl_jax.evaluation.digits_metrics import digits_classifier, to_digit_pixels
-from fdrl_jax.train import restore_for_inference
+from fdrl_jax.run import classifier_training, restore_for_inference
 
 
 def train_or_load(config, path: str, *, eps: float, kind: str, seed: int, steps: int) -> dict:
@@ -42,8 +42,8 @@ def train_or_load(config, path: str, *, eps: float, kind: str, seed: int, steps:
         c.path = path
     info_path = os.path.splitext(path)[0] + ".json"
     if not os.path.exists(path):
-        clf.run_classifier(config, os.path.dirname(path))
-    apply_fn, params = clf.load_classifier(c, path)
+        run.classifier(config, os.path.dirname(path))
+    apply_fn, params = classifier_training.load_classifier(c, path)
     with open(info_path) as f:
         info = json.load(f)
     return {"apply": apply_fn, "params": params, "info": info, "name": kind}

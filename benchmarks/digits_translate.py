@@ -1,7 +1,7 @@
 """Unpaired translation on an offline digits pair (issue 8 acceptance), on a CPU.
 
 Domain A: half of scikit-learn's 8×8 digits as they are; domain B: the other half with strokes
-one pixel wider (`translate.digits_pair`, 100 of each held out). FDRL is trained with Algorithm
+one pixel wider (`pairs.digits_pair`, 100 of each held out). FDRL is trained with Algorithm
 1 from the dataset prior (A) to B (`configs/digits_translate.py`), then the held-out A images
 are translated. Reported:
 - `target_fraction`: share of translated images a separately trained domain classifier
@@ -27,7 +27,8 @@ import time
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from fdrl_jax import configlib, train, translate
+from fdrl_jax import configlib, run
+from fdrl_jax.data import pairs
 
 
 def _pixels(x: np.ndarray) -> np.ndarray:
@@ -48,21 +49,21 @@ def main() -> None:
     p.add_argument("--config", default="configs/digits_translate.py")
     p.add_argument("--workdir", default="runs/digits_translate")
     p.add_argument("--root", default="data/digits_pair", help="where the pair's .npz files go")
-    p.add_argument("--transform", default="bold", choices=sorted(translate.PAIR_TRANSFORMS))
+    p.add_argument("--transform", default="bold", choices=sorted(pairs.PAIR_TRANSFORMS))
     p.add_argument("--train-steps", type=int, default=None, help="default: the config's")
     p.add_argument("--translate-steps", default="55", help="comma-separated step counts")
     args = p.parse_args()
 
     t0 = time.time()
     if not os.path.exists(os.path.join(args.root, "testB.npz")):
-        translate.digits_pair(args.root, args.transform)
+        pairs.digits_pair(args.root, args.transform)
     config = configlib.load_config(args.config)
     config.data.path = os.path.join(args.root, "trainB.npz")
     config.prior.source.path = os.path.join(args.root, "trainA.npz")
     config.translate.input = os.path.join(args.root, "testA.npz")
     if args.train_steps is not None:
         config.train.num_steps = args.train_steps
-    train.train(config, args.workdir)
+    run.train(config, args.workdir)
     train_seconds = time.time() - t0
 
     (xa, _), (xb, yb) = _load(args.root, "trainA"), _load(args.root, "trainB")
@@ -90,7 +91,7 @@ def main() -> None:
     }
     for steps in [int(s) for s in args.translate_steps.split(",")]:
         config.translate.num_steps = steps
-        r = translate.run_translate(config, args.workdir)
+        r = run.translate(config, args.workdir)
         with np.load(os.path.join(args.workdir, "eval", "translate", "translated.npz")) as z:
             out = z["translated"]
         result["translated"][steps] = {

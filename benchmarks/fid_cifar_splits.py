@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from fdrl_jax.evaluation import fid, inception
+from fdrl_jax.evaluation import features, fid
 
 DEFAULT_DATA = "data/cifar10-jpeg.npz"  # copy the file here (data/ is git-ignored) or pass --data
 
@@ -90,7 +90,7 @@ def main() -> None:
     args = p.parse_args()
 
     t0 = time.time()
-    feature_fn = inception.make_inception_feature_fn(
+    feature_fn = features.make_inception_feature_fn(
         weights_path=args.weights, dtype=jnp.dtype(args.dtype)
     )
     with np.load(args.data) as z:

@@ -27,8 +27,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from fdrl_jax import configlib, train
-from fdrl_jax import flow as flow_lib
+from fdrl_jax import configlib, flow_lib, train
 from fdrl_jax.experiment import build_experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,10 +50,7 @@ def _config(name: str, precision: str, batch: int, smoke: bool):
     c.train.precision = precision
     if not smoke:
         c.train.batch_size = batch
-    for k, v in overrides.items():
-        node, _, leaf = k.rpartition(".")
-        c[node][leaf] = v
-    return c
+    return configlib.override(c, overrides)
 
 
 def _timed(fn, repeats: int) -> float:

@@ -17,20 +17,20 @@ on a CPU) and `cifar`: CIFAR-10 cat -> dog at 32² from the .npz files that
 `fdrl_jax.translate.cifar_pair(".../cifar10-jpeg.npz", "data/cifar_cat2dog")` writes.
 """
 
-from fdrl_jax.configlib import image_config
+from fdrl_jax.configlib import image_config, split_arg
 
 ROOT = "data/cat2dog"
 CIFAR_ROOT = "data/cifar_cat2dog"
 
 
 def get_config(arg: str | None = None):
-    tokens = [t.strip().lower() for t in (arg or "").split(",") if t.strip()]
-    cifar, smoke = "cifar" in tokens, "smoke" in tokens
+    shared, own = split_arg(arg, ("cifar",))
+    cifar, smoke = "cifar" in own, "smoke" in shared.split(",")
     image = {"resize": 84, "size": 64, "channels": 3}
     if cifar:  # CIFAR-10 images are 32² already
         image = {"resize": 0, "size": 32, "channels": 3}
     c = image_config(
-        ",".join(t for t in tokens if t != "cifar"),
+        shared,
         data={
             "name": "npz" if cifar else "folder",
             "path": f"{CIFAR_ROOT}/trainB.npz" if cifar else f"{ROOT}/trainB",

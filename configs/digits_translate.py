@@ -14,7 +14,7 @@ estimator, LSIF-χ², K = 50, η = 1, no flips); translation runs K + 10% = 55 s
 Arguments: a pairing and/or `smoke` (the built-in digits on both sides, seconds).
 """
 
-from fdrl_jax.configlib import image_config
+from fdrl_jax.configlib import image_config, split_arg
 
 ROOT = "data/digits_pair"
 
@@ -44,7 +44,7 @@ def get_config(arg: str | None = None):
     )
     c.prior.source.update({"name": "npz", "path": f"{ROOT}/trainA.npz", **image})
     # image_config's smoke swapped the data for synthetic images: use the built-in digits
-    if "smoke" in [t.strip().lower() for t in (arg or "").split(",")]:
+    if "smoke" in split_arg(arg, ("smoke",))[1]:
         c.data.name = "digits"
         c.prior.source.name = "digits"
         c.translate.update({"input": "", "num_steps": 4, "num_images": 16})

@@ -1,16 +1,26 @@
 """fdrl-jax: Flow-Guided Density Ratio Learning in JAX/Flax.
 
-The pure functions are importable for notebooks (submodules `flow`, `train`, `sampling`,
-`divergences`, `priors` hold the rest; their names are not shadowed here):
+The pure functions of the algorithm, importable from a notebook (they take params and PRNG
+keys explicitly and read no config):
 
     import fdrl_jax as fd
-    exp = fd.build_experiment(fd.load_config("configs/digits.py"))
+    fd.flow_step(potential, x, key, eta, nu)      # one Euler–Maruyama step (SPEC Eq. 9)
+    fd.flow(potential, x0, key, K, eta, nu)       # K steps, lax.scan
+    fd.bregman_loss("lsif", out_q, out_p)         # the estimator's objective
+    fd.ddp_sample(prior, key, n)                  # draws of the data-dependent prior
+    fd.train_step(state, prior, x_p, key, ...)    # Algorithm 1
+    fd.sample(apply_fn, params, prior, fprime, key, n, ...)  # Algorithm 2
+
+and what builds them from a config (`fd.load_config`, `fd.build_experiment`,
+`fd.make_step_fn`, `fd.make_sample_fn`). Drivers (training loop, --mode implementations) are
+in `fdrl_jax.run`; submodules hold the rest.
 """
 
 from fdrl_jax.configlib import PAIRINGS, default_config, load_config
 from fdrl_jax.divergences import (
     FPRIMES,
     LOSSES,
+    bregman_loss,
     check_pairing,
     chi2_fprime,
     js_fprime,
@@ -20,14 +30,15 @@ from fdrl_jax.divergences import (
     lr_loss,
     lsif_loss,
 )
-from fdrl_jax.evaluation.toy_metrics import energy_distance, sliced_wasserstein2
+from fdrl_jax.evaluation.toy_metrics import c2st, energy_distance, sliced_wasserstein2
 from fdrl_jax.experiment import Experiment, build_experiment
-from fdrl_jax.flow import flow_step, make_potential
+from fdrl_jax.flow_lib import flow, flow_step, make_potential
 from fdrl_jax.priors import (
     FullCovariancePrior,
     GaussianPrior,
     LowRankPrior,
     UniformPrior,
+    ddp_sample,
     fit_full_covariance,
     fit_gaussian,
     gaussian_prior,
@@ -46,13 +57,17 @@ __all__ = [
     "LowRankPrior",
     "TrainState",
     "UniformPrior",
+    "bregman_loss",
     "build_experiment",
+    "c2st",
     "check_pairing",
     "chi2_fprime",
+    "ddp_sample",
     "default_config",
     "energy_distance",
     "fit_full_covariance",
     "fit_gaussian",
+    "flow",
     "flow_step",
     "gaussian_prior",
     "init_state",

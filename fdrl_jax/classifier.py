@@ -11,17 +11,13 @@ this module trains one on the run's own labelled data:
   guide the flow instead (see `conditional.py`).
 - `l2_pgd`: projected gradient ascent on the cross-entropy in an L2 ball of radius ε per image
   (Madry et al. 2018), the attack the robust classifier is trained against.
-- `train_step` (pure) and `train_classifier` (the loop); `run_classifier` is `--mode=classifier`.
-- `save_classifier` / `load_classifier`: params via `checkpoints.save_params` (a flat .npz);
-  the architecture comes from `config.classifier`, the class count from the params.
+- `train_step` (pure) and `train_classifier` (the loop). `--mode=classifier`, and saving and
+  loading a classifier's params, are in `run/classifier.py`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import os
-import time
 from collections.abc import Callable, Sequence
 
 import flax.linen as nn
@@ -29,13 +25,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import logging
 
-from fdrl_jax import checkpoints, parallel
+from fdrl_jax import loop
+from fdrl_jax.errors import ConfigError
 
 Array = jax.Array
 ApplyFn = Callable[[object, Array], Array]  # (params, x) -> logits (B, N)
-DEFAULT_PATH = os.path.join("classifier", "params.npz")
 
 
 class Classifier(nn.Module):
@@ -53,7 +48,7 @@ class Classifier(nn.Module):
     @nn.compact
     def __call__(self, x: Array) -> Array:
         if self.kind not in ("cnn", "mlp"):
-            raise ValueError(f"Unknown classifier {self.kind!r}; choose 'cnn' or 'mlp'.")
+            raise ConfigError(f"Unknown classifier {self.kind!r}; choose 'cnn' or 'mlp'.")
         h = x
         if self.kind == "cnn":
             if h.ndim != 4:
@@ -188,7 +183,7 @@ def split_holdout(data, fraction: float, seed: int):
     if k == 0:
         return data, None
     if k >= n:
-        raise ValueError(f"classifier.holdout = {fraction} leaves no training images of {n}.")
+        raise ConfigError(f"classifier.holdout = {fraction} leaves no training images of {n}.")
     hold, keep = np.sort(perm[:k]), np.sort(perm[k:])
     take = lambda idx: data.replace(images=data.images[idx], labels=data.labels[idx])  # noqa: E731
     return take(keep), take(hold)
@@ -223,99 +218,13 @@ def train_classifier(
     )
 
     @jax.jit
-    def step_fn(params, opt_state, data, i):
+    def step_fn(carry, i):
+        params, opt_state, data = carry  # the data rides along: an argument, not a constant
         x, y = data.sample_with_labels(
             jax.random.fold_in(jax.random.fold_in(root, 1), i), batch_size
         )
-        return step(params, opt_state, x, y)
+        params, opt_state, metrics = step(params, opt_state, x, y)
+        return (params, opt_state, data), metrics
 
-    t0 = time.time()
-    for i in range(num_steps):
-        params, opt_state, m = step_fn(params, opt_state, data, i)
-        if (i + 1) % log_every == 0 or i + 1 == num_steps:
-            logging.info(
-                "classifier step %d/%d  loss %.4f  batch accuracy %.3f  (%.0f s)",
-                i + 1,
-                num_steps,
-                float(m["loss"]),
-                float(m["accuracy"]),
-                time.time() - t0,
-            )
-    return params
-
-
-def save_classifier(path: str, params) -> None:
-    checkpoints.save_params(path, params)
-
-
-def load_classifier(cfg, path: str) -> tuple[ApplyFn, object]:
-    """(apply_fn, params) of the classifier saved at `path`, with the architecture of `cfg`
-    (= config.classifier) and the class count of the saved logits layer."""
-    params = jax.tree.map(jnp.asarray, checkpoints.load_params(path))
-    if "logits" not in params or "kernel" not in params["logits"]:
-        raise ValueError(
-            f"{path} holds no `logits` layer: it is not a classifier saved by --mode=classifier "
-            "(or its architecture differs from config.classifier)."
-        )
-    model = build_classifier(cfg, params["logits"]["kernel"].shape[-1])
-    return (lambda p, x: model.apply({"params": p}, x)), params
-
-
-def classifier_path(config, workdir: str) -> str:
-    """config.classifier.path, or <workdir>/classifier/params.npz when it is empty."""
-    return config.classifier.path or os.path.join(workdir, DEFAULT_PATH)
-
-
-def run_classifier(config, workdir: str) -> dict:
-    """`--mode=classifier`: train a classifier on the config's labelled data (adversarially
-    when classifier.adv_eps > 0), save its params to `classifier_path` and its held-out clean
-    (and, if adversarial, robust) accuracy to `<params>.json`."""
-    from fdrl_jax import configlib
-    from fdrl_jax.data import build_data
-    from fdrl_jax.data.images import to_unit_range
-
-    configlib.validate(config)
-    c = config.classifier
-    data = build_data(config.data)
-    if getattr(data, "num_classes", 0) < 2:
-        raise ValueError(
-            f"--mode=classifier needs labelled images with at least 2 classes; dataset "
-            f"{config.data.name!r} has none (image folders: one subfolder per class; .npz: a "
-            "`labels` array)."
-        )
-    train_set, held = split_holdout(data, c.holdout, c.seed)
-    model = build_classifier(c, data.num_classes)
-    t0 = time.time()
-    params = train_classifier(
-        model,
-        train_set,
-        num_steps=c.num_steps,
-        batch_size=c.batch_size,
-        lr=c.lr,
-        seed=c.seed,
-        adv_eps=c.adv_eps,
-        adv_steps=c.adv_steps,
-        adv_step_size=c.adv_step_size,
-    )
-    result = {
-        "num_classes": data.num_classes,
-        "num_train": len(train_set),
-        "adv_eps": c.adv_eps,
-        "train_seconds": round(time.time() - t0, 1),
-    }
-    if held is not None:
-        apply_fn = lambda p, x: model.apply({"params": p}, x)  # noqa: E731
-        x, y = to_unit_range(held.images), held.labels
-        result["num_heldout"] = len(held)
-        result["heldout_accuracy"] = accuracy(apply_fn, params, x, y)
-        if c.adv_eps > 0:
-            result["heldout_adv_accuracy"] = accuracy(
-                apply_fn, params, x, y, c.adv_eps, c.adv_steps, c.adv_step_size
-            )
-    path = classifier_path(config, workdir)
-    if parallel.is_main_process():  # every process trained the same params; one writes
-        save_classifier(path, params)
-        with open(os.path.splitext(path)[0] + ".json", "w") as f:
-            json.dump(result, f, indent=2)
-    logging.info("classifier: %s -> %s", json.dumps(result), path)
-    return result
+    carry = (params, opt_state, data)
+    return loop.fit(step_fn, carry, num_steps, log_every=log_every, name="classifier")[0]

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from fdrl_jax.errors import ConfigError
+
 Array = jax.Array
 
 # --- f' from the network output -----------------------------------------------------------
@@ -81,9 +83,16 @@ LOSSES: dict[str, Callable[[Array, Array], Array]] = {
 LOSS_OUTPUT: dict[str, str] = {"lsif": "ratio", "lr": "log_ratio", "kliep": "log_ratio"}
 
 
+def bregman_loss(name: str, out_q: Array, out_p: Array) -> Array:
+    """The Bregman loss `name` (lsif | lr | kliep) of the estimator's outputs on flowed samples
+    (`out_q`) and on data (`out_p`): `LOSSES[name](out_q, out_p)`. Pure and jit-able (the name
+    is resolved when traced)."""
+    return get_loss(name)(out_q, out_p)
+
+
 def get_fprime(name: str) -> Callable[[Array], Array]:
     if name not in FPRIMES:
-        raise ValueError(
+        raise ConfigError(
             f"Unknown divergence {name!r}; choose one of {sorted(FPRIMES)} "
             "(config field `divergence`)."
         )
@@ -92,7 +101,7 @@ def get_fprime(name: str) -> Callable[[Array], Array]:
 
 def get_loss(name: str) -> Callable[[Array, Array], Array]:
     if name not in LOSSES:
-        raise ValueError(
+        raise ConfigError(
             f"Unknown loss {name!r}; choose one of {sorted(LOSSES)} (config field `loss`)."
         )
     return LOSSES[name]
@@ -108,13 +117,8 @@ def check_pairing(loss: str, divergence: str) -> None:
     get_fprime(divergence)
     if LOSS_OUTPUT[loss] != FPRIME_INPUT[divergence]:
         ok = sorted(d for d, kind in FPRIME_INPUT.items() if kind == LOSS_OUTPUT[loss])
-        raise ValueError(
+        raise ConfigError(
             f"Invalid pairing loss={loss!r} with divergence={divergence!r}: the {loss} network "
             f"outputs {LOSS_OUTPUT[loss].replace('_', ' ')}, which pairs with {ok}. "
             "The paper's pairings are lsif-chi2, lr-kl, lr-js and lr-logd."
         )
-
-
-def ratio_from_output(out: Array, loss: str) -> Array:
-    """The density ratio r implied by a network trained with `loss` (for metrics and plots)."""
-    return out if LOSS_OUTPUT[loss] == "ratio" else jnp.exp(out)

@@ -1,23 +1,25 @@
 """Turn a config into the pieces the pure functions take: model, data, prior, f', loss.
 
 This is the one place that reads the config's names; the math modules never see a config.
+A fitted prior can be cached by the caller (`prior_cache`, e.g. the run directory's
+`prior.npz`: see `run/workdir.py`), so this module reads no run directory itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Callable
+from typing import Protocol
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import logging
 
-from fdrl_jax import configlib, divergences, models, parallel, priors
+from fdrl_jax import configlib, divergences, models, priors
 from fdrl_jax.data import build_data
+from fdrl_jax.train import STREAM_FIT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,10 +61,6 @@ def _cast(a, dtype):
     return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
 
 
-# Separate PRNG streams derived from the root key; each is folded with the step.
-STREAM_TRAIN, STREAM_DATA, STREAM_FIT = 0, 1, 2
-
-
 def fit_data(data, n: int, seed: int, batch_size: int = 1000):
     """(batches, total) to fit a data-dependent prior: every item of a finite set (images
     without flips or noise), else n fresh draws of an infinite source."""
@@ -84,32 +82,35 @@ def prior_fingerprint(config) -> str:
     )
 
 
-def build_prior(config, data, workdir: str | None = None):
-    """The config's prior. A fitted (data-dependent) prior is stored in `<workdir>/prior.npz`
-    and reused by later runs with the same data and prior settings."""
+class PriorCache(Protocol):
+    """Where a fitted prior is kept between runs: `load` returns the prior fitted with these
+    settings (`fingerprint`) or None; `save` stores one."""
+
+    def load(self, fingerprint: str): ...
+
+    def save(self, prior, fingerprint: str) -> None: ...
+
+
+def build_prior(config, data, cache: PriorCache | None = None):
+    """The config's prior. A fitted (data-dependent) prior is taken from `cache` when it holds
+    one fitted with the same data and prior settings, else fitted and stored there."""
 
     def fit():
         return fit_data(data, config.prior.fit_samples, config.seed)
 
-    if config.prior.name != "ddp" or workdir is None:
+    if config.prior.name != "ddp" or cache is None:
         return priors.build_prior(config.prior, data.shape, fit)
-    path, fingerprint = os.path.join(workdir, "prior.npz"), prior_fingerprint(config)
-    prior = priors.load_prior(path, fingerprint)
-    if prior is not None:
-        logging.info("Using the fitted prior in %s", path)
-        return prior
-    prior = priors.build_prior(config.prior, data.shape, fit)
-    if parallel.is_main_process():
-        try:
-            priors.save_prior(path, prior, fingerprint)
-        except OSError as e:  # a read-only workdir (e.g. sampling elsewhere) only costs a refit
-            logging.warning("Could not store the fitted prior in %s: %s", path, e)
+    fingerprint = prior_fingerprint(config)
+    prior = cache.load(fingerprint)
+    if prior is None:
+        prior = priors.build_prior(config.prior, data.shape, fit)
+        cache.save(prior, fingerprint)
     return prior
 
 
-def build_experiment(config, workdir: str | None = None) -> Experiment:
-    """Validate `config` and build everything a run needs from it (with `workdir`, a fitted
-    prior is cached there)."""
+def build_experiment(config, prior_cache: PriorCache | None = None) -> Experiment:
+    """Validate `config` and build everything a run needs from it (a fitted prior is taken
+    from, or stored in, `prior_cache` when given)."""
     configlib.validate(config)
     data = build_data(config.data)
     configlib.validate_for_data(config, data.shape)
@@ -117,7 +118,7 @@ def build_experiment(config, workdir: str | None = None) -> Experiment:
         config=config,
         model=models.build_model(config.model),
         data=data,
-        prior=build_prior(config, data, workdir),
+        prior=build_prior(config, data, prior_cache),
         fprime=divergences.get_fprime(config.divergence),
         loss_fn=divergences.get_loss(config.loss),
         compute_dtype=jnp.dtype(config.train.precision),

@@ -7,10 +7,12 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
-from fdrl_jax.models import MLP, converge_spectral_norms
+from fdrl_jax import loop
+from fdrl_jax.models import MLP, build_model, converge_spectral_norms
 
 Array = jax.Array
 
@@ -48,7 +50,7 @@ class GANState:
 
     @property
     def d_variables(self) -> dict:
-        """What `discriminator.apply` takes (and what `run_gan` saves)."""
+        """What `discriminator.apply` takes (and what `--mode=gan` saves)."""
         return {"params": self.d_params, **self.d_stats}
 
 
@@ -90,7 +92,7 @@ def train_gan(
         return discriminator.apply({"params": p, **stats}, x)
 
     @jax.jit
-    def step(s: GANState) -> GANState:
+    def step(s: GANState, _) -> tuple[GANState, dict]:
         k = jax.random.fold_in(k_loop, s.step)
         k_x, k_z1, k_z2 = jax.random.split(k, 3)
         x = sample_data(k_x, batch_size).reshape(batch_size, *x_shape[1:])
@@ -117,13 +119,12 @@ def train_gan(
 
         g_g = jax.grad(g_loss)(s.g_params)
         upd, g_opt = tx.update(g_g, s.g_opt, s.g_params)
-        return GANState(
+        new = GANState(
             s.step + 1, optax.apply_updates(s.g_params, upd), d_params, g_opt, d_opt, stats
         )
+        return new, {}
 
-    for _ in range(num_steps):
-        state = step(state)
-    return state
+    return loop.fit(step, state, num_steps, name="gan")
 
 
 def default_discriminator() -> nn.Module:
@@ -133,8 +134,6 @@ def default_discriminator() -> nn.Module:
 
 def build_generator(config, data_shape) -> MLPGenerator:
     """The MLP generator `--mode=gan` trains for `config`'s data (tanh for images)."""
-    import numpy as np
-
     return MLPGenerator(
         out_dim=int(np.prod(data_shape)),
         hidden=config.gan.hidden,
@@ -146,43 +145,5 @@ def build_generator(config, data_shape) -> MLPGenerator:
 def build_discriminator(config) -> nn.Module:
     """The config's estimator network as the discriminator (spectrally normalised if
     `gan.spectral_norm`)."""
-    from fdrl_jax import models
-
-    model = models.build_model(config.model)
+    model = build_model(config.model)
     return model.clone(spectral_norm=True) if config.gan.spectral_norm else model
-
-
-def run_gan(config, workdir: str) -> str:
-    """`--mode=gan`: train a GAN on the config's data; write `<workdir>/gan/` with the
-    generator and discriminator variables (.npz) and `samples.npz` (samples and latents)."""
-    import os
-
-    import numpy as np
-    from absl import logging
-
-    from fdrl_jax import checkpoints, configlib
-    from fdrl_jax.data import build_data
-
-    configlib.validate(config)
-    data, g = build_data(config.data), config.gan
-    generator, discriminator = build_generator(config, data.shape), build_discriminator(config)
-    logging.info("Training a GAN for %d steps", g.num_steps)
-    state = train_gan(
-        generator,
-        discriminator,
-        data.sample,
-        jax.random.PRNGKey(config.seed),
-        latent_dim=g.latent_dim,
-        num_steps=g.num_steps,
-        batch_size=g.batch_size,
-        lr=g.lr,
-    )
-    out = os.path.join(workdir, "gan")
-    checkpoints.save_params(os.path.join(out, "generator.npz"), state.g_params)
-    checkpoints.save_params(os.path.join(out, "discriminator.npz"), state.d_variables)
-    z = jax.random.normal(jax.random.PRNGKey(config.sample.seed), (g.num_samples, g.latent_dim))
-    x = np.asarray(generator.apply({"params": state.g_params}, z))
-    path = os.path.join(out, "samples.npz")
-    np.savez(path, samples=x.reshape(g.num_samples, *data.shape), latents=np.asarray(z))
-    logging.info("Wrote GAN params and %d samples to %s", g.num_samples, out)
-    return path

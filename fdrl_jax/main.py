@@ -1,14 +1,21 @@
 """Entry point: `python -m fdrl_jax.main --config=configs/x.py --workdir=DIR [--mode=...]`.
 
-Only flags and dispatch live here; the work is in importable library functions.
+Flags, the multi-process set-up and dispatch to `run.MODES` only. An error in what the user
+asked for (`errors.UserError`: an invalid config, a missing or malformed data file, an
+unwritable workdir, no checkpoint, ...) prints its message alone and exits with status 2;
+`--debug` (or FDRL_DEBUG=1) shows its traceback too. Any other error keeps its traceback.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from fdrl_jax import parallel, run
+from fdrl_jax.errors import MissingFileError, UserError
 
 config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (configs/*.py[:arg]).", lock_config=True
@@ -22,7 +29,7 @@ flags.DEFINE_string(
 flags.DEFINE_enum(
     "mode",
     "train",
-    ["train", "sample", "eval", "gan", "refine", "classifier", "conditional", "translate"],
+    list(run.MODES),
     "train | sample | eval (FDRL); gan (train a base GAN) | refine (DGflow); classifier "
     "(train p(y|x)) | conditional (class-conditional samples) | translate (source -> target).",
 )
@@ -40,37 +47,56 @@ flags.DEFINE_string(
 )
 flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator_address).")
 flags.DEFINE_integer("process_id", None, "This process's index (with --coordinator_address).")
+flags.DEFINE_bool("debug", False, "Show the traceback of user errors too (also FDRL_DEBUG=1).")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
+USAGE_ERROR = 2
+
+
+def _debugging(argv) -> bool:
+    return "--debug" in argv or os.environ.get("FDRL_DEBUG", "") not in ("", "0")
+
+
+def _exit_with(error: UserError) -> None:
+    print(f"Error: {error}", file=sys.stderr)
+    sys.exit(USAGE_ERROR)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with a user error in the config file (raised while `--config` is
+    loaded, and wrapped by the flags library with its traceback) reported like any other."""
+    try:
+        rest = FLAGS(argv)
+    except flags.Error as e:
+        cause, user = e, None
+        while cause is not None:  # the innermost UserError holds the original message
+            user = cause if isinstance(cause, UserError) else user
+            cause = cause.__cause__ or cause.__context__
+        if user is None or _debugging(argv):
+            raise
+        _exit_with(user)
+    path = config_flags.get_config_filename(FLAGS["config"]).split(":", 1)[0]  # minus ":arg"
+    if not os.path.isfile(path):
+        _exit_with(MissingFileError(f"Config file {path!r} does not exist (--config)."))
+    return rest
 
 
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from fdrl_jax import dgflow, evaluation, gan, parallel, sampling, train
-
-    parallel.initialize(
-        FLAGS.distributed, FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
-    )
-
     logging.set_verbosity(logging.INFO)
     # Orbax logs every checkpoint phase at INFO; keep the progress lines readable.
     logging.get_absl_handler().addFilter(lambda r: "orbax" not in r.pathname)
-    workdir = os.path.abspath(FLAGS.workdir)
-    modes = {
-        "train": train.train,
-        "sample": sampling.run_sample,
-        "eval": evaluation.run_eval,
-        "gan": gan.run_gan,
-        "refine": dgflow.run_refine,
-    }
-    from fdrl_jax import classifier, conditional, translate
-
-    modes["classifier"] = classifier.run_classifier
-    modes["conditional"] = conditional.run_conditional_sample
-    modes["translate"] = translate.run_translate
-    modes[FLAGS.mode](FLAGS.config, workdir)
+    try:
+        parallel.initialize(
+            FLAGS.distributed, FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
+        )
+        run.MODES[FLAGS.mode](FLAGS.config, os.path.abspath(FLAGS.workdir))
+    except UserError as e:
+        if FLAGS.debug or _debugging([]):
+            raise
+        _exit_with(e)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)

@@ -17,6 +17,8 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from fdrl_jax.errors import ConfigError
+
 DATA_AXIS = "data"
 
 
@@ -40,7 +42,7 @@ def initialize(
     """Join a multi-process run: "on" always, "off" never, "auto" when a cluster is detected
     (SLURM, Open MPI, a multi-worker TPU slice) or an address is given."""
     if mode not in ("auto", "on", "off"):
-        raise ValueError(f"--distributed must be auto, on or off; got {mode!r}")
+        raise ConfigError(f"--distributed must be auto, on or off; got {mode!r}")
     if mode == "off" or (mode == "auto" and not (coordinator_address or _cluster_detected())):
         return
     # CPU processes need a collectives backend to talk to each other; GPUs/TPUs ignore this.
@@ -72,7 +74,7 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
 
 def check_batch(batch_size: int, mesh: Mesh, what: str = "train.batch_size") -> None:
     if batch_size % mesh.size:
-        raise ValueError(
+        raise ConfigError(
             f"The global batch ({what} = {batch_size}) must be divisible by the number of "
             f"devices ({mesh.size}); use a multiple of {mesh.size}, e.g. "
             f"{max(mesh.size, batch_size - batch_size % mesh.size)}."

@@ -6,8 +6,6 @@ functions as an argument (fitted statistics are data, not constants baked into t
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 
@@ -16,6 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 from flax import struct
+
+from fdrl_jax.data import IMAGE_SOURCES, load_images
+from fdrl_jax.errors import ConfigError, DataError
 
 Array = jax.Array
 DDP_JITTER = 1e-4
@@ -118,7 +119,7 @@ def fit_gaussian(
     `total` (number of samples, if known) only improves the progress log.
     """
     if form not in ("full", "lowrank"):
-        raise ValueError(f"Unknown prior form {form!r}; choose 'full' or 'lowrank' (prior.form).")
+        raise ConfigError(f"Unknown prior form {form!r}; choose 'full' or 'lowrank' (prior.form).")
     with jax.enable_x64(True):
         n, shape, acc, omega, t0, next_log = 0, None, None, None, time.time(), 0.1
 
@@ -161,7 +162,7 @@ def fit_gaussian(
                 )
                 next_log += 0.1
         if n < 2:
-            raise ValueError(f"The data-dependent prior needs at least 2 samples; got {n}.")
+            raise DataError(f"The data-dependent prior needs at least 2 samples; got {n}.")
         mu = acc[0] / n
         if form == "full":
             cov = acc[1] / n - jnp.outer(mu, mu)
@@ -190,11 +191,22 @@ def fit_gaussian(
         return jax.tree.map(lambda a: np.asarray(a, np.float32), out)
 
 
+def ddp_sample(prior: FullCovariancePrior | LowRankPrior, key: Array, n: int) -> Array:
+    """n draws (n, *event) of the data-dependent prior of Eq. 8: μ + L ε with L = chol(Σ +
+    jitter·I) (full form), or μ + V ε₁ + √ψ ⊙ ε₂ (low-rank + diagonal form). Pure and jit-able
+    with n static. Clamping to [-1, 1] (images) is the caller's (`sampling.draw_prior`)."""
+    if not isinstance(prior, FullCovariancePrior | LowRankPrior):
+        raise TypeError(
+            f"ddp_sample takes a fitted data-dependent prior; got {type(prior).__name__}"
+        )
+    return prior.sample(key, n)
+
+
 def fit_full_covariance(x: np.ndarray, jitter: float = DDP_JITTER) -> FullCovariancePrior:
     """Fit the data-dependent prior (full form) to samples x of shape (N, *event) in float64."""
     x = np.asarray(x)
     if x.ndim < 2 or x.shape[0] < 2:
-        raise ValueError(f"The data-dependent prior needs data of shape (N>=2, ...); got {x.shape}")
+        raise DataError(f"The data-dependent prior needs data of shape (N>=2, ...); got {x.shape}")
     return to_device(fit_gaussian([x], form="full", jitter=jitter))
 
 
@@ -210,38 +222,6 @@ def covariance_of(prior) -> np.ndarray:
         return v @ v.T + np.diag(np.asarray(prior.diag_std, np.float64) ** 2)
     chol = np.asarray(prior.chol, np.float64)
     return chol @ chol.T
-
-
-_PRIOR_CLASSES = {"full": FullCovariancePrior, "lowrank": LowRankPrior}
-
-
-def save_prior(path: str, prior, fingerprint: str) -> None:
-    """Store a fitted prior (and what it was fitted to) so later runs reuse it."""
-    form = "lowrank" if isinstance(prior, LowRankPrior) else "full"
-    arrays = {k: np.asarray(v) for k, v in vars(prior).items() if k != "shape"}
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp.npz"  # write then rename: a crash never leaves half a file
-    np.savez(tmp, form=form, shape=np.asarray(prior.shape), fingerprint=fingerprint, **arrays)
-    os.replace(tmp, path)
-
-
-def load_prior(path: str, fingerprint: str):
-    """The prior stored at `path`, or None if absent or fitted to something else."""
-    if not os.path.exists(path):
-        return None
-    try:
-        with np.load(path) as z:
-            if str(z["fingerprint"]) != fingerprint:
-                logging.info("%s was fitted with other settings; fitting again", path)
-                return None
-            cls = _PRIOR_CLASSES[str(z["form"])]
-            fields = [f.name for f in dataclasses.fields(cls) if f.name != "shape"]
-            return cls(
-                **{f: jnp.asarray(z[f]) for f in fields}, shape=tuple(int(s) for s in z["shape"])
-            )
-    except (OSError, KeyError, ValueError) as e:
-        logging.warning("Ignoring unreadable prior file %s (%s); fitting again", path, e)
-        return None
 
 
 # Builders: (prior config, event shape, data for fitting) -> prior. `fit_data` is a
@@ -278,11 +258,9 @@ def _build_dataset(cfg, shape, fit_data):
     the data section `cfg.source`. It is already a pytree whose `.sample(key, n)` draws
     flipped, dequantised images in [-1, 1], so it passes into the jitted step like any prior."""
     del fit_data
-    from fdrl_jax.data import IMAGE_SOURCES, load_images  # local: data imports are heavy
-
     source = cfg.get("source", None)
     if source is None or source.get("name", None) not in IMAGE_SOURCES:
-        raise ValueError(
+        raise ConfigError(
             "prior.name = 'dataset' needs the image source in `prior.source` (prior.source.name "
             f"one of {list(IMAGE_SOURCES)}, plus prior.source.path etc. as for `data`)."
         )
@@ -291,7 +269,7 @@ def _build_dataset(cfg, shape, fit_data):
     except (OSError, ValueError) as e:  # its messages name `data.*`: say which section it was
         raise type(e)(f"Loading the dataset prior (config section `prior.source`): {e}") from e
     if tuple(images.shape) != tuple(shape):
-        raise ValueError(
+        raise ConfigError(
             f"The dataset prior's images have shape {tuple(images.shape)} but the data's are "
             f"{tuple(shape)}; set prior.source.size / resize / channels to match `data`."
         )
@@ -309,7 +287,7 @@ PRIORS: dict[str, PriorBuilder] = {
 def build_prior(cfg, shape: Sequence[int], fit_data: Callable[[], np.ndarray]):
     """Prior named by `cfg.name` (one of PRIORS) for events of `shape`."""
     if cfg.name not in PRIORS:
-        raise ValueError(
+        raise ConfigError(
             f"Unknown prior {cfg.name!r}; choose one of {sorted(PRIORS)} "
             "(config field `prior.name`)."
         )

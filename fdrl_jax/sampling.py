@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Sequence
 
 import jax
@@ -11,8 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from fdrl_jax import flow as flow_lib
-from fdrl_jax import parallel
+from fdrl_jax import flow_lib, parallel
 
 Array = jax.Array
 
@@ -41,7 +39,7 @@ def sample(
 ) -> Array | tuple[Array, Array]:
     """n samples: x0 ~ prior, then `num_steps` (= K + κ) flow steps of f'(r_θ) with `params`.
 
-    With `record_at` also returns the trajectory at those step counts (see `flow.flow`).
+    With `record_at` also returns the trajectory at those step counts (see `flow_lib.flow`).
     `constrain` lays the batch out over devices (`parallel.batch_constraint`).
     """
     k_prior, k_flow = jax.random.split(key)
@@ -104,30 +102,3 @@ def sample_many(sample_fn: Callable, variables, key: Array, n: int, batch_size: 
         chunks.append(parallel.to_host(sample_fn(variables, jax.random.fold_in(key, i), m)))
         logging.log_every_n_seconds(logging.INFO, "sampled %d/%d", 30, start + m, n)
     return np.concatenate(chunks)
-
-
-def run_sample(config, workdir: str) -> str:
-    """`--mode=sample`: N samples from the latest checkpoint's EMA params to eval/samples.npz
-    (`samples`, float; images also as uint8 `images`) and a figure (a grid for images)."""
-    from fdrl_jax import plotting
-    from fdrl_jax.data import is_image_data, to_uint8
-    from fdrl_jax.train import restore_for_inference
-
-    exp, state = restore_for_inference(config, workdir)
-    n, step = config.sample.num_samples, int(parallel.to_host(state.step))
-    sample_fn = make_sample_fn(exp, mesh=parallel.make_mesh())
-    key = jax.random.PRNGKey(config.sample.seed)
-    x = sample_many(sample_fn, state.ema_variables, key, n, config.sample.batch_size)
-    path = os.path.join(workdir, "eval", "samples.npz")
-    if parallel.is_main_process():
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        figure = os.path.join(workdir, "eval", "samples.png")
-        if is_image_data(exp.data):
-            np.savez(path, samples=x, images=to_uint8(x), step=step)
-            plotting.save_image_grid(x[: config.sample.grid_size], figure)
-        else:
-            np.savez(path, samples=x, step=step)
-            data = np.asarray(exp.data.sample(jax.random.PRNGKey(config.eval.seed), n))
-            plotting.scatter_over_data(x, data, figure, title=f"{n} samples, step {step}")
-        logging.info("Wrote %d samples to %s", n, path)
-    return path

@@ -1,29 +1,26 @@
-"""Algorithm 1: the train state, the pure training step, and the training loop (driver)."""
+"""Algorithm 1: the train state and the pure training step, and the step function and initial
+state an experiment's config asks for (`make_step_fn`, `initial_state`). The training loop
+(checkpoints, signals, logs) is `run/training.py`."""
 
 from __future__ import annotations
 
 import functools
-import json
 import math
-import os
-import signal
-import threading
-import time
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import optax
-from absl import logging
 from flax import struct
 
-from fdrl_jax import checkpoints, parallel, sampling
-from fdrl_jax import flow as flow_lib
-from fdrl_jax.data import is_image_data
-from fdrl_jax.experiment import STREAM_DATA, STREAM_TRAIN, Experiment, build_experiment
+from fdrl_jax import flow_lib, parallel, sampling
 from fdrl_jax.models import converge_spectral_norms
 
 Array = jax.Array
+
+# Separate PRNG streams derived from the root key (`config.seed`); each is folded with the
+# step, so a resumed run draws what an uninterrupted one draws and no key is checkpointed.
+STREAM_TRAIN, STREAM_DATA, STREAM_FIT = 0, 1, 2
 
 
 @struct.dataclass
@@ -161,7 +158,7 @@ def train_step(
     return new, metrics
 
 
-def make_step_fn(exp: Experiment, mesh=None) -> tuple[Callable, Callable]:
+def make_step_fn(exp, mesh=None) -> tuple[Callable, Callable]:
     """(jitted state -> (state, metrics) drawing its own data batch, optimiser).
 
     The step's keys are `fold_in(root, step)`, so a resumed run repeats an uninterrupted one.
@@ -206,289 +203,16 @@ def make_step_fn(exp: Experiment, mesh=None) -> tuple[Callable, Callable]:
     return (lambda state: step_fn(state, exp.prior, exp.data)), tx
 
 
-def initial_state(exp: Experiment, tx, mesh=None) -> TrainState:
+def initial_state(exp, tx, mesh=None) -> TrainState:
     """The step-0 state (the same on every process), replicated over `mesh` if given."""
     key = jax.random.fold_in(jax.random.PRNGKey(exp.config.seed), 3)
     state = init_state(exp.model, tx, key, jnp.zeros((1, *exp.shape), jnp.float32))
     return state if mesh is None else jax.device_put(state, parallel.replicated(mesh))
 
 
-def state_template(exp: Experiment, tx, mesh) -> TrainState:
+def state_template(exp, tx, mesh) -> TrainState:
     """Abstract state (shapes, dtypes, replicated sharding) to restore checkpoints into: a
     checkpoint saved on any device count restores onto this mesh."""
     return parallel.abstract_like(
         jax.eval_shape(lambda: initial_state(exp, tx)), parallel.replicated(mesh)
     )
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
-    return out
-
-
-# Sections read only after training (sampling, scoring, refining, guiding, translating):
-# changing them does not change the trained model.
-INFERENCE_SECTIONS = (
-    "sample.",
-    "eval.",
-    "refine.",
-    "gan.",
-    "classifier.",
-    "conditional.",
-    "translate.",
-)
-
-
-def warn_if_config_differs(config, workdir: str) -> list[str]:
-    """Fields (outside the inference sections) where `config` differs from the run's
-    config.json."""
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        saved = _flatten(json.load(f))
-    now = _flatten(json.loads(config.to_json_best_effort()))
-    diff = sorted(
-        k
-        for k in set(saved) | set(now)
-        if saved.get(k) != now.get(k) and not k.startswith(INFERENCE_SECTIONS)
-    )
-    if diff:
-        logging.warning(
-            "The config differs from the one %s was trained with in: %s. Pass the same "
-            "overrides as for training to sample/evaluate that model.",
-            workdir,
-            ", ".join(f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" for k in diff),
-        )
-    return diff
-
-
-def restore_for_inference(config, workdir: str) -> tuple[Experiment, TrainState]:
-    """The experiment and the latest checkpointed state of `workdir` (error if none)."""
-    exp = build_experiment(config, workdir)
-    warn_if_config_differs(config, workdir)
-    _, tx = make_step_fn(exp)
-    ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), create=False)
-    state = ckpt.restore_latest(state_template(exp, tx, parallel.make_mesh()))
-    ckpt.close()
-    if state is None:
-        raise FileNotFoundError(
-            f"No checkpoint in {workdir}/checkpoints: train first with "
-            f"--mode=train --workdir={workdir}"
-        )
-    return exp, state
-
-
-def _step_of(state: TrainState) -> int:
-    return int(parallel.to_host(state.step))
-
-
-class DivergenceError(FloatingPointError):
-    """Training produced a non-finite loss or gradient, or an exploding estimator."""
-
-
-def _to_host(metrics: dict) -> dict:
-    return {k: (bool(v) if k == "ok" else float(v)) for k, v in parallel.to_host(metrics).items()}
-
-
-def _truncate_metrics(path: str, max_step: int) -> None:
-    """Drop lines past the restored step, so a resumed run's log reads as one run."""
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        keep = [ln for ln in f if ln.strip() and json.loads(ln).get("step", 0) <= max_step]
-    with open(path, "w") as f:
-        f.writelines(keep)
-
-
-class Progress:
-    """Logs step, loss, steps/s and the time left (clu's ReportProgress needs TensorFlow)."""
-
-    def __init__(self, start_step: int, total_steps: int):
-        self.total, self.last_step, self.last_time = total_steps, start_step, time.time()
-
-    def report(self, step: int, metrics: dict) -> float:
-        now = time.time()
-        rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
-        self.last_step, self.last_time = step, now
-        left = (self.total - step) / rate if rate > 0 else float("nan")
-        logging.info(
-            "step %d/%d  loss %.5f  %.1f steps/s  %s left",
-            step,
-            self.total,
-            metrics["loss"],
-            rate,
-            time.strftime("%H:%M:%S", time.gmtime(left)) if left == left else "?",
-        )
-        return rate
-
-
-class StopSignals:
-    """Turns SIGTERM / SIGINT (preemption, Ctrl-C) into a flag the loop checks between steps,
-    so the run saves a checkpoint and exits cleanly instead of dying mid-step."""
-
-    def __enter__(self):
-        self.received, self._previous = None, {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        del frame
-        self.received = signal.Signals(signum).name
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-def _divergence_message(step: int, m: dict, workdir: str) -> str:
-    return (
-        f"Training diverged at step {step} (loss={m['loss']:.4g}, mean output on flowed/data "
-        f"{m['out_q']:.4g}/{m['out_p']:.4g}). Stopped; the last good checkpoint in "
-        f"{workdir}/checkpoints is kept. Lower --config.optim.lr or --config.flow.eta and run "
-        "again to resume from it, or set --config.train.on_divergence=rollback."
-    )
-
-
-def _summary_writer(workdir: str):
-    """clu's TensorBoard writer where TensorFlow is installed, else None (metrics.jsonl and
-    metrics.png always hold the same numbers)."""
-    try:
-        from clu import metric_writers
-    except ImportError:
-        return None
-    return metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard"))
-
-
-def _check_workdir(workdir: str) -> None:
-    try:
-        os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-        probe = os.path.join(workdir, ".write_test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise PermissionError(
-            f"Cannot write to --workdir={workdir} ({e.strerror}); choose a writable directory."
-        ) from e
-
-
-def train(config, workdir: str) -> TrainState:
-    """Train (or resume) the run in `workdir`; returns the final state.
-
-    Stops early, with a checkpoint of the current step, on SIGTERM or SIGINT. A diverged step
-    (see `train_step`) stops training with `DivergenceError`, or, with
-    `train.on_divergence = "rollback"`, restores the last checkpoint and continues with the
-    learning rate × `train.rollback_lr_factor` (at most `train.max_rollbacks` times).
-    """
-    from fdrl_jax import plotting
-
-    _check_workdir(workdir)  # fail before any data loading or fitting
-    exp = build_experiment(config, workdir)
-    mesh = parallel.make_mesh()
-    main = parallel.is_main_process()  # only process 0 writes logs and figures
-    if main:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-
-    step_fn, tx = make_step_fn(exp, mesh)
-    t = config.train
-    ckpt = checkpoints.Checkpointer(
-        os.path.join(workdir, "checkpoints"), max_to_keep=t.max_checkpoints
-    )
-    template = state_template(exp, tx, mesh)  # the live state's buffers are donated
-    state = ckpt.restore_latest(template)
-    if state is None:
-        state = initial_state(exp, tx, mesh)
-    else:
-        logging.info("Resumed from step %d in %s", _step_of(state), workdir)
-    metrics_path = os.path.join(workdir, "metrics.jsonl")
-    if main:
-        _truncate_metrics(metrics_path, _step_of(state))
-    sample_fn = sampling.make_sample_fn(exp, mesh=mesh)
-    sample_key = jax.random.PRNGKey(config.sample.seed)
-    images = is_image_data(exp.data)
-    num_shown = config.sample.grid_size if images else config.sample.num_samples
-    plot_data = (
-        None
-        if images
-        else jax.device_get(exp.data.sample(jax.random.PRNGKey(config.eval.seed), 2000))
-    )
-    summaries = _summary_writer(workdir) if main else None
-    progress = Progress(_step_of(state), t.num_steps)
-    rollbacks = 0
-
-    try:
-        with StopSignals() as stop, open(metrics_path if main else os.devnull, "a") as log:
-            step = _step_of(state)
-            while step < t.num_steps:
-                step += 1
-                state, metrics = step_fn(state)
-                # Read the flag once: a signal landing later in this iteration is handled
-                # (step, save, stop) in the next one, never between a save and the exit.
-                stopping = stop.received is not None
-                save = step % t.checkpoint_every == 0 or step == t.num_steps or stopping
-                if step % t.log_every == 0 or save:
-                    m = _to_host(metrics)
-                    # A diverged step leaves the state as it was, so its step count lags.
-                    if _step_of(state) != step or not m.pop("ok"):
-                        bad = _step_of(state) + 1
-                        log.write(json.dumps({"step": bad, "diverged": True, **m}) + "\n")
-                        log.flush()
-                        if t.on_divergence != "rollback" or rollbacks >= t.max_rollbacks:
-                            raise DivergenceError(_divergence_message(bad, m, workdir))
-                        rollbacks += 1
-                        scale = state.lr_scale * t.rollback_lr_factor  # compounds
-                        ckpt.wait()
-                        state = ckpt.restore_latest(template) or initial_state(exp, tx, mesh)
-                        state = state.replace(lr_scale=scale)
-                        step = _step_of(state)
-                        if main:
-                            _truncate_metrics(metrics_path, step)
-                        logging.warning(
-                            "Diverged at step %d: rolled back to step %d with the "
-                            "learning rate × %.3g (rollback %d of %d).",
-                            bad,
-                            step,
-                            float(parallel.to_host(scale)),
-                            rollbacks,
-                            t.max_rollbacks,
-                        )
-                        continue
-                    m["steps_per_sec"] = progress.report(step, m)
-                    log.write(json.dumps({"step": step, **m}) + "\n")
-                    log.flush()
-                    if summaries is not None:
-                        summaries.write_scalars(step, m)
-                if save:
-                    ckpt.save(step, state)
-                if step % t.sample_every == 0 or step == t.num_steps:
-                    # The same prior draw every time, so grids show how the model evolves.
-                    x = parallel.to_host(sample_fn(state.ema_variables, sample_key, num_shown))
-                    if main:
-                        path = os.path.join(workdir, "samples", f"step_{step:07d}.png")
-                        if images:
-                            plotting.save_image_grid(x, path)
-                        else:
-                            plotting.scatter_over_data(
-                                x, plot_data, path, title=f"EMA samples, step {step}"
-                            )
-                        plotting.loss_curves(metrics_path, os.path.join(workdir, "metrics.png"))
-                if stopping:
-                    break
-            if stop.received:
-                logging.warning(
-                    "%s received: saved the checkpoint of step %d; run the same command again "
-                    "to resume.",
-                    stop.received,
-                    step,
-                )
-    finally:
-        ckpt.close()
-        if summaries is not None:
-            summaries.close()
-    return state

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from fdrl_jax import classifier as clf
-from fdrl_jax import configlib
+from fdrl_jax import configlib, run
 from fdrl_jax.data import build_data
 from fdrl_jax.data.images import to_unit_range
+from fdrl_jax.interop import npz
+from fdrl_jax.run import classifier_training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -68,13 +70,15 @@ def _digits_config(tmp_path, **classifier):
 
 def test_run_classifier_trains_saves_and_loads(tmp_path):
     config = _digits_config(tmp_path, adv_eps=0.5, adv_steps=3)
-    result = clf.run_classifier(config, str(tmp_path))
+    result = run.classifier(config, str(tmp_path))
     assert result["num_classes"] == 10 and result["num_heldout"] == 180
     assert result["heldout_accuracy"] > 0.85  # 300 steps on the 8×8 digits
     assert 0 < result["heldout_adv_accuracy"] <= result["heldout_accuracy"]
     with open(tmp_path / "clf.json") as f:
         assert json.load(f) == result
-    apply_fn, params = clf.load_classifier(config.classifier, str(tmp_path / "clf.npz"))
+    apply_fn, params = classifier_training.load_classifier(
+        config.classifier, str(tmp_path / "clf.npz")
+    )
     data = build_data(config.data)
     x, y = to_unit_range(data.images), data.labels
     assert clf.accuracy(apply_fn, params, x, y) > 0.85
@@ -84,8 +88,10 @@ def test_robust_training_is_more_robust_than_clean(tmp_path):
     accs = {}
     for name, eps in (("clean", 0.0), ("robust", 1.0)):
         config = _digits_config(tmp_path, adv_eps=eps, adv_steps=3, path=str(tmp_path / name))
-        clf.run_classifier(config, str(tmp_path))
-        apply_fn, params = clf.load_classifier(config.classifier, str(tmp_path / name) + ".npz")
+        run.classifier(config, str(tmp_path))
+        apply_fn, params = classifier_training.load_classifier(
+            config.classifier, str(tmp_path / name) + ".npz"
+        )
         data = build_data(config.data)
         x, y = to_unit_range(data.images[:300]), data.labels[:300]
         accs[name] = clf.accuracy(apply_fn, params, x, y, adv_eps=1.0, adv_steps=5)
@@ -96,19 +102,24 @@ def test_unlabelled_data_is_a_clear_error(tmp_path):
     config = configlib.load_config(os.path.join(ROOT, "configs", "digits.py") + ":smoke")
     config.data.name = "synthetic"
     with pytest.raises(ValueError, match="labelled images"):
-        clf.run_classifier(config, str(tmp_path))
+        run.classifier(config, str(tmp_path))
 
 
 def test_loading_something_else_is_a_clear_error(tmp_path):
-    from fdrl_jax import checkpoints
 
-    checkpoints.save_params(str(tmp_path / "x.npz"), {"dense": {"kernel": np.zeros((2, 2))}})
+    npz.save_params(str(tmp_path / "x.npz"), {"dense": {"kernel": np.zeros((2, 2))}})
     with pytest.raises(ValueError, match="logits"):
-        clf.load_classifier(configlib.default_config().classifier, str(tmp_path / "x.npz"))
+        classifier_training.load_classifier(
+            configlib.default_config().classifier, str(tmp_path / "x.npz")
+        )
     with pytest.raises(FileNotFoundError):
-        clf.load_classifier(configlib.default_config().classifier, str(tmp_path / "none.npz"))
+        classifier_training.load_classifier(
+            configlib.default_config().classifier, str(tmp_path / "none.npz")
+        )
 
 
 def test_default_path_is_in_the_workdir(tmp_path):
     config = configlib.default_config()
-    assert clf.classifier_path(config, "/w") == os.path.join("/w", "classifier", "params.npz")
+    assert classifier_training.classifier_path(config, "/w") == os.path.join(
+        "/w", "classifier", "params.npz"
+    )

@@ -8,8 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fdrl_jax import classifier as clf
-from fdrl_jax import conditional, configlib, divergences, priors, sampling, train
+from fdrl_jax import conditional, configlib, divergences, priors, run, sampling
 from fdrl_jax.models import MLP
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -136,20 +135,20 @@ def test_each_sample_flows_towards_its_own_label():
 def test_run_conditional_sample_writes_per_class_outputs(tmp_path):
     config = configlib.load_config(os.path.join(ROOT, "configs", "digits.py") + ":smoke")
     workdir = str(tmp_path)
-    train.train(config, workdir)
+    run.train(config, workdir)
     config.classifier.update({"num_steps": 20, "hidden": 16, "features": (4,)})
     with pytest.raises(FileNotFoundError, match="mode=classifier"):
-        conditional.run_conditional_sample(config, workdir)
-    clf.run_classifier(config, workdir)
+        run.conditional(config, workdir)
+    run.classifier(config, workdir)
     config.conditional.update({"num_samples": 6, "grid_size": 3, "label": 3})
-    result = conditional.run_conditional_sample(config, workdir)
+    result = run.conditional(config, workdir)
     out = os.path.join(workdir, "eval", "conditional")
     assert list(result["per_label"]) == ["3"]
     with np.load(os.path.join(out, "samples_label3.npz")) as z:
         assert z["samples"].shape == (6, 8, 8, 1) and z["images"].dtype == np.uint8
         assert int(z["label"]) == 3
     config.conditional.label = -1
-    result = conditional.run_conditional_sample(config, workdir)
+    result = run.conditional(config, workdir)
     assert sorted(result["per_label"], key=int) == [str(y) for y in range(10)]
     for y in range(10):
         assert os.path.exists(os.path.join(out, f"grid_label{y}.png"))
@@ -158,7 +157,7 @@ def test_run_conditional_sample_writes_per_class_outputs(tmp_path):
         assert "digits_logreg_accuracy" in json.load(f)["per_label"]["0"]
     config.conditional.label = 10
     with pytest.raises(ValueError, match="10 classes"):
-        conditional.run_conditional_sample(config, workdir)
+        run.conditional(config, workdir)
 
 
 SHARDED_SCRIPT = """

@@ -49,14 +49,6 @@ VALUES = st.one_of(
 CLEAR = (ValueError, TypeError, KeyError, AttributeError)
 
 
-def _set(cfg, path, value):
-    node, _, leaf = path.rpartition(".")
-    target = cfg
-    for part in filter(None, node.split(".")):
-        target = target[part]
-    target[leaf] = value
-
-
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.tuples(st.sampled_from(PATHS), VALUES), min_size=1, max_size=4),
@@ -66,7 +58,9 @@ def test_every_override_is_valid_or_a_clear_error(overrides, arg):
     cfg = configlib.apply_args(configlib.default_config(), arg)
     try:
         for path, value in overrides:
-            _set(cfg, path, value)  # ConfigDict itself refuses unknown fields and wrong types
+            configlib.set_path(
+                cfg, path, value
+            )  # ConfigDict itself refuses unknown fields and wrong types
         build_experiment(cfg)
     except CLEAR as e:
         msg = str(e)

@@ -8,10 +8,10 @@ import jax
 import numpy as np
 import pytest
 
-from fdrl_jax import configlib, sampling, train
+from fdrl_jax import configlib, run
 from fdrl_jax.data import IMAGE_SOURCES
-from fdrl_jax.evaluation import run_eval
 from fdrl_jax.experiment import build_experiment
+from fdrl_jax.run import evaluate as run_eval
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
@@ -44,7 +44,7 @@ IMAGE_CONFIGS = [p for p in CONFIGS if is_image(load(p, "smoke"))]
 @pytest.mark.parametrize("path", TOY_CONFIGS, ids=os.path.basename)
 def test_toy_smoke_variant_trains_and_evaluates(path, tmp_path):
     config = load(path, "smoke")
-    state = train.train(config, str(tmp_path))
+    state = run.train(config, str(tmp_path))
     assert int(state.step) == config.train.num_steps
     result = run_eval(config, str(tmp_path))
     assert np.isfinite(result["model_vs_data"]["energy_distance"])
@@ -57,14 +57,14 @@ def test_image_smoke_variant_trains_resumes_and_samples(path, tmp_path):
     total, workdir = config.train.num_steps, str(tmp_path)
     with config.unlocked():
         config.train.num_steps = total // 2  # a run that stops halfway ...
-    train.train(config, workdir)
+    run.train(config, workdir)
     with config.unlocked():
         config.train.num_steps = total  # ... and is resumed
-    state = train.train(config, workdir)
+    state = run.train(config, workdir)
     assert int(state.step) == total
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state.ema_variables))
     # The resumed run equals an uninterrupted one, spectral-norm state included.
-    straight = train.train(config, str(tmp_path / "uninterrupted"))
+    straight = run.train(config, str(tmp_path / "uninterrupted"))
     for a, b in zip(
         jax.tree.leaves((state.variables, state.ema_variables)),
         jax.tree.leaves((straight.variables, straight.ema_variables)),
@@ -75,7 +75,7 @@ def test_image_smoke_variant_trains_resumes_and_samples(path, tmp_path):
     if config.prior.name == "ddp":  # the fitted prior is stored for later runs
         assert os.path.exists(os.path.join(workdir, "prior.npz"))
 
-    path = sampling.run_sample(config, workdir)
+    path = run.sample(config, workdir)
     with np.load(path) as z:
         n = config.sample.num_samples
         assert z["samples"].shape == (n, *build_experiment(config).shape)

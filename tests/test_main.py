@@ -65,3 +65,16 @@ def test_sample_without_a_checkpoint_says_train_first(tmp_path):
         "--config=configs/swissroll.py:smoke", f"--workdir={tmp_path}", "--mode=sample", check=False
     )
     assert proc.returncode != 0 and "train first" in proc.stderr
+
+
+def test_user_errors_print_the_message_alone_and_exit_2_unless_debugging(tmp_path):
+    bad = ["--config=configs/swissroll.py:smoke", "--config.divergence=tv", f"--workdir={tmp_path}"]
+    proc = _run(*bad, check=False)
+    assert proc.returncode == 2
+    assert "Unknown divergence 'tv'" in proc.stderr and "Traceback" not in proc.stderr
+    for args in (["--config=configs/swissroll.py:lr-xx"], ["--config=configs/nope.py"]):
+        proc = _run(*args, f"--workdir={tmp_path}", check=False)  # errors while loading --config
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.startswith("Error: ")
+    proc = _run(*bad, "--debug", check=False)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from fdrl_jax import configlib, parallel, train
+from fdrl_jax import configlib, parallel, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "--config=configs/swissroll.py:smoke"
@@ -46,7 +46,7 @@ def _config(num_steps):
 
 def _restore(workdir, num_steps):
     """Restore (here: one device) what another device count saved."""
-    return train.restore_for_inference(_config(num_steps), workdir)[1]
+    return run.restore_for_inference(_config(num_steps), workdir)[1]
 
 
 def _close(a, b, rtol=1e-5):
@@ -60,7 +60,7 @@ def _close(a, b, rtol=1e-5):
 @pytest.fixture(scope="module")
 def one_device_run(tmp_path_factory):
     wd = tmp_path_factory.mktemp("one")
-    return train.train(_config(20), str(wd))
+    return run.train(_config(20), str(wd))
 
 
 def test_eight_devices_equal_one_and_restore_on_one(tmp_path, one_device_run):
@@ -76,7 +76,7 @@ def test_eight_devices_equal_one_and_restore_on_one(tmp_path, one_device_run):
 def test_save_on_eight_continue_on_one(tmp_path, one_device_run):
     wd = str(tmp_path / "moved")
     _wait(_cli(wd, "--config.train.num_steps=10"))
-    resumed = train.train(_config(20), wd)  # this process has one device
+    resumed = run.train(_config(20), wd)  # this process has one device
     _close(resumed.params, one_device_run.params)
 
 

@@ -4,8 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fdrl_jax import configlib, train
-from fdrl_jax import flow as flow_lib
+from fdrl_jax import configlib, flow_lib, train
 from fdrl_jax.experiment import build_experiment
 
 

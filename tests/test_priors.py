@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from fdrl_jax import priors
+from fdrl_jax.run import workdir
 
 
 def test_ddp_fit_recovers_mean_and_covariance():
@@ -93,15 +94,36 @@ def test_fitted_prior_is_stored_and_reused_only_for_the_same_settings(tmp_path):
     x = np.random.default_rng(0).normal(size=(500, 3))
     p = priors.fit_gaussian([x], form="lowrank", rank=2)
     path = str(tmp_path / "prior.npz")
-    priors.save_prior(path, p, "fp-1")
-    back = priors.load_prior(path, "fp-1")
+    workdir.save_prior(path, p, "fp-1")
+    back = workdir.load_prior(path, "fp-1")
     np.testing.assert_allclose(back.factors, p.factors)
     assert isinstance(back, priors.LowRankPrior) and back.shape == (3,)
-    assert priors.load_prior(path, "fp-2") is None
+    assert workdir.load_prior(path, "fp-2") is None
     (tmp_path / "prior.npz").write_bytes(b"garbage")
-    assert priors.load_prior(path, "fp-1") is None  # unreadable: fit again, never crash
+    assert workdir.load_prior(path, "fp-1") is None  # unreadable: fit again, never crash
 
 
 def test_unknown_prior_form_is_a_clear_error():
     with pytest.raises(ValueError, match="prior.form"):
         priors.fit_gaussian([np.zeros((3, 2))], form="diag")
+
+
+def test_ddp_sample_is_mu_plus_l_eps_and_has_the_fitted_law():
+    import fdrl_jax as fd
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 3))
+    x = rng.normal(size=(4000, 3)) @ a.T + np.array([1.0, -2.0, 0.5])
+    full = fd.fit_full_covariance(x)
+    key = jax.random.PRNGKey(3)
+    draws = fd.ddp_sample(full, key, 5)
+    eps = jax.random.normal(key, (5, 3))
+    np.testing.assert_allclose(draws, full.mean + eps @ full.chol.T, rtol=1e-5, atol=1e-5)
+    many = np.asarray(jax.jit(fd.ddp_sample, static_argnums=2)(full, key, 200_000))
+    np.testing.assert_allclose(many.mean(0), full.mean, atol=0.02)
+    np.testing.assert_allclose(np.cov(many.T), priors.covariance_of(full), rtol=0.03, atol=0.02)
+    low = priors.fit_gaussian([x], form="lowrank", rank=2)
+    many = np.asarray(fd.ddp_sample(priors.to_device(low), key, 200_000))
+    np.testing.assert_allclose(np.cov(many.T), priors.covariance_of(low), rtol=0.03, atol=0.02)
+    with pytest.raises(TypeError, match="data-dependent prior"):
+        fd.ddp_sample(priors.gaussian_prior((3,)), key, 2)

@@ -15,7 +15,8 @@ import jax
 import numpy as np
 import pytest
 
-from fdrl_jax import checkpoints, configlib, train
+from fdrl_jax import configlib, run
+from fdrl_jax.run import checkpoints
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = [
@@ -57,7 +58,7 @@ def _config(num_steps):
 
 
 def _final_state(workdir, num_steps):
-    return train.restore_for_inference(_config(num_steps), workdir)[1]
+    return run.restore_for_inference(_config(num_steps), workdir)[1]
 
 
 def _equal(a, b):
@@ -98,7 +99,7 @@ def test_sigterm_saves_exits_zero_and_resumes_exactly(tmp_path):
     proc = _start(wd, steps)  # resume to the end
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-2000:]
-    reference = train.train(_config(steps), str(tmp_path / "reference"))
+    reference = run.train(_config(steps), str(tmp_path / "reference"))
     assert _equal(_final_state(wd, steps), reference)
 
 
@@ -140,18 +141,18 @@ def test_random_sigkills_always_resume_from_a_valid_checkpoint(tmp_path):
         f"SIGKILLs: {kills} ({during_write} during a checkpoint write); logged steps lost "
         f"per kill: {lost}"
     )
-    reference = train.train(_config(steps), str(tmp_path / "reference"))
+    reference = run.train(_config(steps), str(tmp_path / "reference"))
     assert _equal(_final_state(wd, steps), reference)
 
 
 def test_corrupted_checkpoint_is_skipped_for_the_newest_valid_one(smoke_config, tmp_path):
     wd = str(tmp_path / "run")
-    full = train.train(smoke_config, wd)  # checkpoints at 10 and 20
+    full = run.train(smoke_config, wd)  # checkpoints at 10 and 20
     for path in glob.glob(os.path.join(wd, "checkpoints", "20", "**", "*"), recursive=True):
         if os.path.isfile(path) and os.path.getsize(path) > 0:
             with open(path, "r+b") as f:
                 f.truncate(max(os.path.getsize(path) // 3, 1))
-    resumed = train.train(smoke_config, wd)  # restores 10 (20 is moved aside), redoes 11..20
+    resumed = run.train(smoke_config, wd)  # restores 10 (20 is moved aside), redoes 11..20
     assert _equal(resumed, full)
     assert os.listdir(os.path.join(wd, "checkpoints_corrupt"))
 
@@ -159,13 +160,13 @@ def test_corrupted_checkpoint_is_skipped_for_the_newest_valid_one(smoke_config, 
 def test_rollback_lowers_the_learning_rate_then_gives_up(smoke_config, tmp_path):
     wd = str(tmp_path / "run")
     smoke_config.train.num_steps = 10
-    train.train(smoke_config, wd)
+    run.train(smoke_config, wd)
     smoke_config.train.num_steps = 20
     smoke_config.train.on_divergence = "rollback"
     smoke_config.train.max_rollbacks = 2
     smoke_config.train.max_abs_output = 1e-12  # every step now counts as exploding
-    with pytest.raises(train.DivergenceError, match="diverged at step 11"):
-        train.train(smoke_config, wd)
+    with pytest.raises(run.DivergenceError, match="diverged at step 11"):
+        run.train(smoke_config, wd)
     diverged = [
         json.loads(ln) for ln in open(os.path.join(wd, "metrics.jsonl")) if "diverged" in ln
     ]

@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fdrl_jax import checkpoints, configlib, train
+from fdrl_jax import configlib, run, train
 from fdrl_jax.experiment import build_experiment
+from fdrl_jax.run import checkpoints
 
 
 def _leaves_equal(a, b):
@@ -62,12 +63,12 @@ def test_stale_estimator_does_not_flow(smoke_config):
 def test_resumed_run_equals_uninterrupted_run(smoke_config, tmp_path):
     smoke_config.train.num_steps = 20
     smoke_config.train.checkpoint_every = 7
-    full = train.train(smoke_config, str(tmp_path / "full"))
+    full = run.train(smoke_config, str(tmp_path / "full"))
     part = tmp_path / "part"
     smoke_config.train.num_steps = 9  # "interrupted" after step 9; last checkpoint at 9
-    train.train(smoke_config, str(part))
+    run.train(smoke_config, str(part))
     smoke_config.train.num_steps = 20
-    resumed = train.train(smoke_config, str(part))
+    resumed = run.train(smoke_config, str(part))
     assert int(resumed.step) == 20
     assert _leaves_equal(full, resumed)
     steps = [int(line.split(",")[0].split(":")[1]) for line in open(part / "metrics.jsonl")]
@@ -76,7 +77,7 @@ def test_resumed_run_equals_uninterrupted_run(smoke_config, tmp_path):
 
 def test_workdir_contract(smoke_config, tmp_path):
     wd = tmp_path / "run"
-    train.train(smoke_config, str(wd))
+    run.train(smoke_config, str(wd))
     assert (wd / "config.json").exists() and (wd / "metrics.jsonl").exists()
     assert sorted(os.listdir(wd / "checkpoints")) == ["10", "20"]
     assert os.listdir(wd / "samples")
@@ -88,11 +89,11 @@ def test_workdir_contract(smoke_config, tmp_path):
 def test_nonfinite_loss_stops_training_and_keeps_the_last_checkpoint(smoke_config, tmp_path):
     wd = str(tmp_path / "run")
     smoke_config.train.num_steps = 10
-    good = train.train(smoke_config, wd)
+    good = run.train(smoke_config, wd)
     smoke_config.train.num_steps = 20
     smoke_config.flow.eta = 1e38  # the flow overflows: x_K = inf, loss = nan
-    with pytest.raises(train.DivergenceError, match="diverged at step 11.*checkpoint"):
-        train.train(smoke_config, wd)
+    with pytest.raises(run.DivergenceError, match="diverged at step 11.*checkpoint"):
+        run.train(smoke_config, wd)
     ckpt = checkpoints.Checkpointer(os.path.join(wd, "checkpoints"))
     assert ckpt.latest_step() == 10
     restored = ckpt.restore_latest(good)
@@ -115,8 +116,7 @@ def test_invalid_configs_are_clear_errors(smoke_config):
         c = configlib.apply_args(configlib.default_config(), "smoke")
         for f, v in ((field, value), (field2, value2)):
             if f:
-                node, _, leaf = f.rpartition(".")
-                (c[node] if node else c)[leaf] = v
+                configlib.set_path(c, f, v)
         with pytest.raises(ValueError, match=msg):
             build_experiment(c)
 
@@ -125,7 +125,7 @@ def test_missing_data_file_is_a_clear_error(smoke_config, tmp_path):
     smoke_config.data.name = "points"
     smoke_config.data.path = str(tmp_path / "nope.npy")
     with pytest.raises(FileNotFoundError, match="nope.npy.*does not exist"):
-        train.train(smoke_config, str(tmp_path / "run"))
+        run.train(smoke_config, str(tmp_path / "run"))
 
 
 def test_point_cloud_trains_and_ddp_prior_fits_it(smoke_config, tmp_path):
@@ -136,25 +136,25 @@ def test_point_cloud_trains_and_ddp_prior_fits_it(smoke_config, tmp_path):
     smoke_config.prior.name = "ddp"
     exp = build_experiment(smoke_config)
     np.testing.assert_allclose(exp.prior.mean, pts.mean(0), rtol=1e-5)
-    state = train.train(smoke_config, str(tmp_path / "run"))
+    state = run.train(smoke_config, str(tmp_path / "run"))
     assert state.params["Dense_0"]["kernel"].shape == (3, 64)  # the MLP took D = 3 inputs
     assert np.all(np.isfinite(jnp.concatenate([x.ravel() for x in jax.tree.leaves(state.params)])))
 
 
 def test_sampling_with_a_different_config_warns(smoke_config, tmp_path):
     wd = str(tmp_path / "run")
-    train.train(smoke_config, wd)
-    assert train.warn_if_config_differs(smoke_config, wd) == []
+    run.train(smoke_config, wd)
+    assert run.warn_if_config_differs(smoke_config, wd) == []
     smoke_config.flow.eta = 0.123
     smoke_config.sample.num_samples = 7  # sampling fields may differ freely
-    assert train.warn_if_config_differs(smoke_config, wd) == ["flow.eta"]
+    assert run.warn_if_config_differs(smoke_config, wd) == ["flow.eta"]
 
 
 def test_unwritable_workdir_fails_before_training(smoke_config, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     with pytest.raises(PermissionError, match="Cannot write to --workdir"):
-        train.train(smoke_config, str(blocker / "run"))
+        run.train(smoke_config, str(blocker / "run"))
 
 
 def test_sampling_more_then_truncating_gives_the_same_first_samples(smoke_config):

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fdrl_jax import configlib, translate
-from fdrl_jax.data import ImageData
+from fdrl_jax import configlib, run, translate
+from fdrl_jax.data import ImageData, pairs
 from fdrl_jax.experiment import build_experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,7 +25,7 @@ def test_content_kept_is_one_for_identity_and_about_half_for_unrelated():
 
 
 def test_digits_pair_splits_the_digits_into_two_domains(tmp_path):
-    counts = translate.digits_pair(str(tmp_path))
+    counts = pairs.digits_pair(str(tmp_path))
     assert counts == {"trainA": 798, "testA": 100, "trainB": 799, "testB": 100}
     from fdrl_jax.data.images import load_digits_images
 
@@ -36,7 +36,7 @@ def test_digits_pair_splits_the_digits_into_two_domains(tmp_path):
     # A images are untouched digits; B images are bolder (more ink), and none is the bold
     # version of an A image.
     assert xa.mean() < xb.mean()
-    bold_a = {translate.bold(im[None])[0].tobytes() for im in xa}
+    bold_a = {pairs.bold(im[None])[0].tobytes() for im in xa}
     assert not bold_a & {im.tobytes() for im in xb}
     assert {im.tobytes() for im in xa} <= {im.tobytes() for im in x}
 
@@ -67,26 +67,25 @@ def test_dataset_prior_errors_name_the_section():
 def test_translate_a_tiny_digits_pair(tmp_path, monkeypatch):
     from sklearn.linear_model import LogisticRegression
 
-    from fdrl_jax import train
-    from fdrl_jax.evaluation import inception
+    from fdrl_jax.evaluation import features as feature_nets
 
     root, workdir = str(tmp_path / "pair"), str(tmp_path / "run")
-    translate.digits_pair(root)
+    pairs.digits_pair(root)
     config = configlib.load_config(CONFIG)
     config.data.path = f"{root}/trainB.npz"
     config.prior.source.path = f"{root}/trainA.npz"
     # With the reference's (PyTorch) initialisation the estimator needs a few hundred steps
     # before the flow carries most images across (measured: 0.35 at 200 steps, 0.88 at 600).
     config.train.num_steps, config.train.checkpoint_every = 600, 600
-    train.train(config, workdir)
+    run.train(config, workdir)
 
     # FID with a stand-in feature network (the Inception weights are not shipped).
     features = lambda x: jnp.asarray(x, jnp.float32).reshape(len(x), -1)[:, ::4]  # noqa: E731
-    monkeypatch.setattr(inception, "make_inception_feature_fn", lambda **kw: features)
+    monkeypatch.setattr(feature_nets, "make_inception_feature_fn", lambda **kw: features)
     config.translate.update(
         {"input": f"{root}/testA.npz", "target": f"{root}/testB.npz", "grid_size": 12}
     )
-    result = translate.run_translate(config, workdir)
+    result = run.translate(config, workdir)
     out = os.path.join(workdir, "eval", "translate")
     with np.load(os.path.join(out, "translated.npz")) as z:
         source, translated = z["source"], z["translated"]
@@ -161,9 +160,9 @@ def test_cifar_pair_filters_two_classes(tmp_path):
         )
         arrays[f"{split}_labels"] = (np.arange(n) % 3).astype(np.uint8)
     np.savez(tmp_path / "c.npz", **arrays)
-    counts = translate.cifar_pair(str(tmp_path / "c.npz"), str(tmp_path / "pair"))
+    counts = pairs.cifar_pair(str(tmp_path / "c.npz"), str(tmp_path / "pair"))
     assert counts == {"trainA": 3, "trainB": 3, "testA": 2, "testB": 2}
     with np.load(tmp_path / "pair" / "trainB.npz") as z:
         assert z["images"].shape == (3, 32, 32, 3) and set(z["class_labels"]) == {2}
     with pytest.raises(ValueError, match="no class 'horse'"):
-        translate.cifar_pair(str(tmp_path / "c.npz"), str(tmp_path / "p2"), "horse")
+        pairs.cifar_pair(str(tmp_path / "c.npz"), str(tmp_path / "p2"), "horse")

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from fdrl_jax.data.images import IMAGE_SOURCES, ImageData, load_images, to_uint8
+from fdrl_jax.data.images import (
+    IMAGE_SOURCES,
+    ImageData,
+    load_image_set,
+    load_images,
+    to_uint8,
+)
 from fdrl_jax.data.toy import TOY_SAMPLERS, PointCloud, ToyData, load_point_cloud
+from fdrl_jax.errors import ConfigError
 
 DATASETS = (*TOY_SAMPLERS, "points", *IMAGE_SOURCES)
 
@@ -17,7 +24,7 @@ def build_data(cfg):
         return load_point_cloud(cfg.get("path", ""), cfg.get("key", None))
     if cfg.name in IMAGE_SOURCES:
         return load_images(cfg)
-    raise ValueError(
+    raise ConfigError(
         f"Unknown dataset {cfg.name!r}; choose one of {sorted(DATASETS)} "
         "(config field `data.name`)."
     )
@@ -34,6 +41,7 @@ __all__ = [
     "ToyData",
     "build_data",
     "is_image_data",
+    "load_image_set",
     "load_images",
     "load_point_cloud",
     "to_uint8",

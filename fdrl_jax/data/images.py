@@ -23,9 +23,14 @@ from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from absl import logging
 from flax import struct
+from PIL import Image, UnidentifiedImageError
+from sklearn.datasets import load_digits
+
+from fdrl_jax.errors import ConfigError, DataError, MissingDependencyError, MissingFileError
 
 Array = jax.Array
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -90,8 +95,6 @@ def preprocess(img, crop_first: int = 0, resize: int = 0, size: int = 0, keep_as
     longer to int(resize · long / short) as `transforms.Resize(int)` does, or with
     `keep_aspect=False` both sides to `resize` (`Resize((s, s))`, LSUN Church); center crop
     `size`."""
-    from PIL import Image
-
     if crop_first:
         img = _center_crop(img, crop_first)
     if resize:
@@ -113,7 +116,7 @@ def _center_crop(img, size: int):
     """torchvision's CenterCrop: the offset round((side − size) / 2), half to even."""
     w, h = img.size
     if w < size or h < size:
-        raise ValueError(
+        raise DataError(
             f"An image of {w}×{h} is smaller than the crop {size}; set data.resize to at least "
             f"{size} so it is resized first."
         )
@@ -142,7 +145,7 @@ def _process_array(x: np.ndarray, cfg) -> np.ndarray:
     args = preprocess_args(cfg)
     crop_first, resize, size = args["crop_first"], args["resize"], args["size"]
     if x.shape[-1] not in (1, 3):
-        raise ValueError(
+        raise DataError(
             f"Images must have 1 or 3 channels (NHWC); got shape {x.shape}. Convert the "
             "array to uint8 (N, H, W, C) with C = 1 or 3."
         )
@@ -150,8 +153,6 @@ def _process_array(x: np.ndarray, cfg) -> np.ndarray:
     same_size = size == 0 or x.shape[1:3] == (size, size)
     if not (crop_first or resize) and same_size and channels == x.shape[-1]:
         return x  # nothing to do: skip the per-image round trip through PIL
-    from PIL import Image
-
     out = []
     for im in x:
         pil = Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im)
@@ -164,16 +165,12 @@ def _process_array(x: np.ndarray, cfg) -> np.ndarray:
 
 def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 1,797 handwritten digits, 8×8×1 uint8 (values 0..16 scaled to 0..255)."""
-    from sklearn.datasets import load_digits
-
     d = load_digits()
     x = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
     return x, d.target.astype(np.int32)
 
 
 def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    from PIL import Image
-
     return np.stack(
         [
             np.asarray(Image.open(io.BytesIO(blob[a:b].tobytes())).convert("RGB"))
@@ -200,7 +197,7 @@ def load_npz_images(path: str, split: str = "train", key: str | None = None):
             if not found and not key:
                 found = [n for n in z.files if z[n].ndim == 4]
             if len(found) != 1:
-                raise ValueError(
+                raise DataError(
                     f"{path}: cannot tell which array holds the images (it has {sorted(names)}); "
                     "set --config.data.key=NAME"
                 )
@@ -210,11 +207,11 @@ def load_npz_images(path: str, split: str = "train", key: str | None = None):
     if x.ndim == 3:  # (N, H, W) grey
         x = x[..., None]
     if x.ndim != 4 or x.dtype != np.uint8:
-        raise ValueError(
+        raise DataError(
             f"{path}: images must be uint8 of shape (N, H, W, C); got {x.dtype} {x.shape}"
         )
     if y is not None and y.shape != (x.shape[0],):
-        raise ValueError(f"{path}: {x.shape[0]} images but labels of shape {y.shape}")
+        raise DataError(f"{path}: {x.shape[0]} images but labels of shape {y.shape}")
     return x, y
 
 
@@ -225,14 +222,12 @@ def load_image_folder(path: str, cfg) -> tuple[np.ndarray, np.ndarray | None]:
     or (data.skip_bad_files) skipped and counted. Sizes must agree after preprocessing.
     """
     if not os.path.isdir(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Image folder {path!r} does not exist; set --config.data.path to a folder of "
             "image files (optionally one subfolder per class)."
         )
     subdirs = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
     groups = [(i, os.path.join(path, d)) for i, d in enumerate(subdirs)] or [(-1, path)]
-    from PIL import Image, UnidentifiedImageError
-
     channels = cfg.get("channels", 0) or 3
     images, labels, bad = [], [], []
     for label, folder in groups:
@@ -246,14 +241,14 @@ def load_image_folder(path: str, cfg) -> tuple[np.ndarray, np.ndarray | None]:
                     arr = _to_array(preprocess(img, **preprocess_args(cfg)), channels)
             except (OSError, UnidentifiedImageError, SyntaxError) as e:
                 if not cfg.get("skip_bad_files", False):
-                    raise ValueError(
+                    raise DataError(
                         f"Cannot read image {file}: {e}. Remove or fix it, or set "
                         "--config.data.skip_bad_files=True to skip unreadable files."
                     ) from e
                 bad.append(file)
                 continue
             if images and arr.shape != images[0][1].shape:
-                raise ValueError(
+                raise DataError(
                     f"Images differ in size: {images[0][0]} is {images[0][1].shape}, {file} is "
                     f"{arr.shape}. Set --config.data.size (and data.resize) to make them agree."
                 )
@@ -262,7 +257,7 @@ def load_image_folder(path: str, cfg) -> tuple[np.ndarray, np.ndarray | None]:
     if bad:
         logging.warning("Skipped %d unreadable image files, e.g. %s", len(bad), bad[0])
     if not images:
-        raise ValueError(
+        raise DataError(
             f"No readable images ({', '.join(IMAGE_EXTENSIONS)}) in {path}"
             + (f" ({len(bad)} unreadable)" if bad else "")
         )
@@ -279,13 +274,11 @@ def load_tfds(name: str, split: str, cfg) -> tuple[np.ndarray, np.ndarray | None
     try:
         import tensorflow_datasets as tfds
     except ImportError as e:
-        raise ImportError(
+        raise MissingDependencyError(
             f"Dataset {name!r} comes from TensorFlow Datasets, which is not installed: "
             "`pip install tensorflow-datasets tensorflow-cpu` (or `pip install -e .[tfds]`), "
             "or convert the images to an .npz / folder and use data.name = 'npz' / 'folder'."
         ) from e
-    from PIL import Image
-
     ds = tfds.load(name, split=split, as_supervised=False)
     channels = cfg.get("channels", 0) or 3
     xs, ys = [], []
@@ -298,7 +291,7 @@ def load_tfds(name: str, split: str, cfg) -> tuple[np.ndarray, np.ndarray | None
     if not xs:
         return np.zeros((0, 1, 1, channels), np.uint8), None
     if len({x.shape for x in xs}) > 1:
-        raise ValueError(
+        raise DataError(
             f"TFDS {name!r} images differ in size after preprocessing; set data.resize and "
             "data.size (e.g. 128 and 128 for LSUN)."
         )
@@ -319,9 +312,9 @@ def synthetic_images(n: int, size: int, channels: int, seed: int = 0) -> np.ndar
 
 def _require_file(path: str, what: str) -> None:
     if not path:
-        raise ValueError(f"This dataset needs a file: set --config.data.path to {what}")
+        raise DataError(f"This dataset needs a file: set --config.data.path to {what}")
     if not os.path.exists(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Data file {path!r} does not exist; set --config.data.path to {what}"
         )
 
@@ -349,17 +342,17 @@ def load_images(cfg) -> ImageData:
             None,
         )
     else:
-        raise ValueError(f"Unknown image source {name!r}; choose one of {list(IMAGE_SOURCES)}")
+        raise ConfigError(f"Unknown image source {name!r}; choose one of {list(IMAGE_SOURCES)}")
     if x.shape[0] == 0:
-        raise ValueError(f"Dataset {name!r} ({cfg.get('path', '')}) holds no images.")
+        raise DataError(f"Dataset {name!r} ({cfg.get('path', '')}) holds no images.")
     num_classes = int(y.max()) + 1 if y is not None and len(y) else 0
     classes = tuple(cfg.get("classes", ()) or ())
     if classes:  # e.g. CIFAR-10 cats only (class 3) for a translation domain
         if y is None:
-            raise ValueError(f"data.classes = {classes} needs labels, and {name!r} has none.")
+            raise DataError(f"data.classes = {classes} needs labels, and {name!r} has none.")
         keep = np.isin(y, classes)
         if not keep.any():
-            raise ValueError(
+            raise DataError(
                 f"No images of classes {classes} in {name!r} (labels 0..{num_classes - 1})."
             )
         x, y = x[keep], y[keep]
@@ -373,3 +366,18 @@ def load_images(cfg) -> ImageData:
         flip=bool(cfg.get("flip", True)),
         dequant_std=float(cfg.get("dequant_std", 0.03)),
     )
+
+
+def load_image_set(base, path: str, key: str | None = None) -> Array:
+    """The uint8 images (N, H, W, C) of `path` (a folder or an .npz; "" = the data section
+    `base` itself), preprocessed as the data section `base` says (e.g. translation inputs)."""
+    cfg = ml_collections.ConfigDict(base.to_dict())
+    if path:
+        if not os.path.exists(path):
+            raise MissingFileError(f"{path!r} does not exist: give a folder of images or an .npz.")
+        cfg.name = "folder" if os.path.isdir(path) else "npz"
+        cfg.path = path
+        if key is not None:
+            cfg.key = key
+    cfg.flip = False
+    return load_images(cfg).images

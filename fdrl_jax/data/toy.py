@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from fdrl_jax.errors import DataError, MissingFileError
+
 Array = jax.Array
 
 
@@ -103,9 +105,9 @@ class PointCloud:
 def load_point_cloud(path: str, key: str | None = None) -> PointCloud:
     """A (N, D) float point cloud from `.npy`, or from `.npz` (array `key`, or its only array)."""
     if not path:
-        raise ValueError("dataset 'points' needs a file: set --config.data.path=/path/to/x.npy")
+        raise DataError("dataset 'points' needs a file: set --config.data.path=/path/to/x.npy")
     if not os.path.exists(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Data file {path!r} does not exist; set --config.data.path to "
             "an existing .npy or .npz file of shape (N, D)."
         )
@@ -114,20 +116,20 @@ def load_point_cloud(path: str, key: str | None = None) -> PointCloud:
             names = list(z.keys())
             if key is None:
                 if len(names) != 1:
-                    raise ValueError(
+                    raise DataError(
                         f"{path} holds arrays {names}; choose one with --config.data.key=NAME"
                     )
                 key = names[0]
             if key not in names:
-                raise ValueError(f"{path} has no array {key!r}; it holds {names}")
+                raise DataError(f"{path} has no array {key!r}; it holds {names}")
             x = z[key]
     elif path.endswith(".npy"):
         x = np.load(path)
     else:
-        raise ValueError(f"Data file {path!r} must end in .npy or .npz")
+        raise DataError(f"Data file {path!r} must end in .npy or .npz")
     if x.ndim != 2 or x.shape[0] < 2:
-        raise ValueError(f"{path}: a point cloud must have shape (N>=2, D); got {x.shape}")
+        raise DataError(f"{path}: a point cloud must have shape (N>=2, D); got {x.shape}")
     if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
-        raise ValueError(f"{path}: the points must be finite numbers (dtype {x.dtype})")
+        raise DataError(f"{path}: the points must be finite numbers (dtype {x.dtype})")
     x = np.asarray(x, np.float32)
     return PointCloud(points=jnp.asarray(x), shape=(x.shape[1],))

@@ -1,23 +1,14 @@
-"""Evaluation: sample-quality metrics and figures."""
+"""Evaluation, pure: sample-quality metrics (`toy_metrics`: energy distance, sliced W2, the
+classifier two-sample test, k-NN support, mode coverage), FID (`fid`, `inception`,
+`inception_weights`, `features`), the digits classifier's scores and the paper's figures as
+arrays (`figures`). `--mode=eval` itself is `run/evaluation.py`."""
 
-from fdrl_jax.evaluation.toy_metrics import energy_distance, sliced_wasserstein2
+from fdrl_jax.evaluation.toy_metrics import (
+    c2st,
+    energy_distance,
+    mode_coverage,
+    sliced_wasserstein2,
+    support,
+)
 
-
-def run_eval(config, workdir: str) -> dict:
-    """`--mode=eval`: toy metrics for vector data, image metrics for images."""
-    if config.model.name == "resnet" or config.data.name in _image_sources():
-        from fdrl_jax.evaluation.image_eval import run_image_eval
-
-        return run_image_eval(config, workdir)
-    from fdrl_jax.evaluation.toy_metrics import run_eval as run_toy_eval
-
-    return run_toy_eval(config, workdir)
-
-
-def _image_sources():
-    from fdrl_jax.data import IMAGE_SOURCES
-
-    return IMAGE_SOURCES
-
-
-__all__ = ["energy_distance", "run_eval", "sliced_wasserstein2"]
+__all__ = ["c2st", "energy_distance", "mode_coverage", "sliced_wasserstein2", "support"]

@@ -1,7 +1,7 @@
 """The paper's sample figures as PNG grids: flow-process strips (Fig. 8), prior-space
 interpolation (Fig. 9), prior (DDP) samples (Fig. 11) and nearest training images of samples in
 pixel and feature space (Fig. 12/13). Pure array functions return uint8 grids, which
-`plotting.save_grid_png` writes."""
+`run/plotting.py` writes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from fdrl_jax.data import to_uint8
-from fdrl_jax.plotting import make_grid
+
+
+def make_grid(images: np.ndarray, ncol: int | None = None, pad: int = 1) -> np.ndarray:
+    """uint8 (N, H, W, C) -> one uint8 (rows·(H+pad)+pad, ncol·(W+pad)+pad, C) mosaic."""
+    images = np.asarray(images)
+    n, h, w, c = images.shape
+    ncol = ncol or int(np.ceil(np.sqrt(n)))
+    nrow = int(np.ceil(n / ncol))
+    grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), 255, np.uint8)
+    for i, im in enumerate(images):
+        r, q = divmod(i, ncol)
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + q * (w + pad) :][:, :w] = im
+    return grid
 
 
 def strip_grid(frames: np.ndarray) -> np.ndarray:

@@ -10,15 +10,11 @@ metrics say which way it fails: `precision` (samples inside the data's support) 
 
 from __future__ import annotations
 
-import json
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import logging
-
-from fdrl_jax.data.toy import TOY_MODE_STD, TOY_MODES
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 Array = jax.Array
 
@@ -68,9 +64,6 @@ def c2st(x, y, neighbors: int = 15, folds: int = 5, seed: int = 0) -> float:
     """Classifier two-sample test: the cross-validated accuracy (`folds`-fold) of a
     `neighbors`-nearest-neighbour classifier telling the rows of x from those of y, equal
     counts (the larger set is cut). 0.5: indistinguishable; 1.0: fully separable."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.neighbors import KNeighborsClassifier
-
     n = min(len(x), len(y))
     if n < folds:
         raise ValueError(f"c2st needs at least {folds} samples per set; got {n}")
@@ -85,8 +78,6 @@ def support(samples, data, k: int = 3) -> dict[str, float]:
     """k-NN precision and recall (Kynkäänniemi et al. 2019): each point's ball reaches its
     k-th nearest neighbour within its own set; `precision` is the fraction of samples inside
     some data ball, `recall` the fraction of data points inside some sample ball."""
-    from sklearn.neighbors import NearestNeighbors
-
     samples, data = _flat(samples), _flat(data)
 
     def inside(queries, points):
@@ -119,61 +110,3 @@ def compare(x: Array, y: Array, key: Array, num_projections: int) -> dict[str, f
         "energy_distance": float(energy_distance(x, y)),
         "sliced_w2": float(sliced_wasserstein2(x, y, key, num_projections)),
     }
-
-
-def run_eval(config, workdir: str) -> dict:
-    """`--mode=eval` for vector data: model, prior and a second data draw, each vs data."""
-    from fdrl_jax import parallel, plotting, sampling
-    from fdrl_jax.train import restore_for_inference
-
-    exp, state = restore_for_inference(config, workdir)
-    n, e = config.eval.num_samples, config.eval
-    keys = jax.random.split(jax.random.PRNGKey(e.seed), 5)
-    steps = config.flow.num_steps + config.flow.kappa
-    sample_fn = sampling.make_sample_fn(exp, steps, mesh=parallel.make_mesh())
-    model = parallel.to_host(sample_fn(state.ema_variables, keys[0], n))  # metrics on the host
-    prior = sampling.draw_prior(exp.prior, keys[1], n, config.prior.clip)
-    data, data2 = exp.data.sample(keys[2], n), exp.data.sample(keys[3], n)
-    result = {
-        "step": int(parallel.to_host(state.step)),
-        "num_samples": n,
-        "flow_steps": steps,
-        "model_vs_data": compare(model, data, keys[4], e.num_projections),
-        "prior_vs_data": compare(prior, data, keys[4], e.num_projections),
-        "data_vs_data": compare(data2, data, keys[4], e.num_projections),
-        "model_mean": np.asarray(jnp.mean(model, axis=0)).tolist(),
-        "data_mean": np.asarray(jnp.mean(data, axis=0)).tolist(),
-    }
-    result["energy_ratio_model_over_prior"] = (
-        result["model_vs_data"]["energy_distance"] / result["prior_vs_data"]["energy_distance"]
-    )
-    # The two-sample test and support metrics on the first c2st_samples of each set.
-    m = min(e.c2st_samples, n)
-    host = {k: np.asarray(v)[:m] for k, v in (("model", model), ("prior", prior), ("data2", data2))}
-    ref = np.asarray(data)[:m]
-    for name, x in host.items():
-        key = "data_vs_data" if name == "data2" else f"{name}_vs_data"
-        result[key]["c2st"] = c2st(x, ref, e.c2st_neighbors, e.c2st_folds, e.seed)
-        result[key].update(support(x, ref))
-    if config.data.name in TOY_MODES:
-        modes, std = TOY_MODES[config.data.name](), TOY_MODE_STD[config.data.name]
-        result["modes"] = {
-            "model": mode_coverage(host["model"], modes, std),
-            "data": mode_coverage(ref, modes, std),
-        }
-    logging.info("eval: %s", json.dumps(result))
-    if not parallel.is_main_process():
-        return result
-    out_dir = os.path.join(workdir, "eval")
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "toy_metrics.json"), "w") as f:
-        json.dump(result, f, indent=2)
-    plotting.panels(
-        [
-            ("prior", np.asarray(prior)),
-            (f"model (K+κ={steps})", np.asarray(model)),
-            ("data", np.asarray(data)),
-        ],
-        os.path.join(out_dir, "toy_eval.png"),
-    )
-    return result

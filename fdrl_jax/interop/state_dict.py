@@ -85,11 +85,6 @@ def to_state_dict(variables: Mapping) -> dict[str, np.ndarray]:
     return out
 
 
-def expected_keys(template: Mapping) -> list[str]:
-    """The state-dict names a reference checkpoint of this network holds."""
-    return sorted(to_state_dict_shapes(template))
-
-
 def to_state_dict_shapes(template: Mapping) -> dict[str, tuple[int, ...]]:
     """name -> shape of the reference's state dict for variables shaped like `template`."""
     params = traverse_util.flatten_dict(dict(template["params"]))

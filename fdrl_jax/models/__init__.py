@@ -6,6 +6,7 @@ import dataclasses
 
 import flax.linen as nn
 
+from fdrl_jax.errors import ConfigError
 from fdrl_jax.models.layers import PARAM_INITS, converge_spectral_norms
 from fdrl_jax.models.mlp import MLP
 from fdrl_jax.models.resnet import ARCHS, ResNetEstimator
@@ -17,7 +18,7 @@ def build_model(cfg) -> nn.Module:
     """The estimator named by `cfg.name`, built from the fields of `cfg` it declares (so one
     config section can hold the fields of several models)."""
     if cfg.name not in MODELS:
-        raise ValueError(
+        raise ConfigError(
             f"Unknown model {cfg.name!r}; choose one of {sorted(MODELS)} "
             "(config field `model.name`)."
         )

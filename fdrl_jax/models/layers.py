@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 from flax import traverse_util
 
+from fdrl_jax.errors import ConfigError
+
 PARAM_INITS = ("torch", "flax")
 
 # U(±√(3·scale/fan_in)) with scale 1/3: U(±1/√fan_in).
@@ -40,7 +42,7 @@ def _init_kwargs(param_init: str, fan_in: int, use_bias: bool) -> dict:
     if param_init == "flax":
         return {}
     if param_init != "torch":
-        raise ValueError(
+        raise ConfigError(
             f"Unknown param_init {param_init!r}; choose one of {list(PARAM_INITS)} "
             "(config field `model.param_init`)."
         )

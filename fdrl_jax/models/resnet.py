@@ -22,6 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from fdrl_jax.errors import ConfigError
 from fdrl_jax.models.layers import apply, conv, dense
 
 # (channels, blocks, first stride) per stage; attention after the stage with this index.
@@ -122,7 +123,7 @@ class ResNetEstimator(nn.Module):
             if getattr(self, key) is not None:
                 base[key] = getattr(self, key)
         if "stem" not in base or "stages" not in base:
-            raise ValueError(
+            raise ConfigError(
                 f"Unknown ResNet arch {self.arch!r}; choose one of {sorted(ARCHS)} "
                 "or give stem and stages."
             )

@@ -1,4 +1,5 @@
-"""A thin wrapper over orbax's CheckpointManager for the train state."""
+"""Checkpoints of the train state (a thin wrapper over orbax's CheckpointManager), and the
+restore every inference mode starts from."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+
+from fdrl_jax import parallel
+from fdrl_jax.errors import NoCheckpointError
+from fdrl_jax.experiment import Experiment
+from fdrl_jax.run import workdir as workdir_lib
+from fdrl_jax.train import TrainState, make_step_fn, state_template
 
 
 def _all_finite(tree) -> bool:
@@ -72,7 +79,7 @@ class Checkpointer:
             self._bad_steps.add(step)
             logging.warning("Skipping checkpoint %d: %s; trying an older one.", step, problem)
         if steps:
-            raise RuntimeError(
+            raise NoCheckpointError(
                 f"No usable checkpoint in {self.directory}: steps {steps} could not be restored "
                 "(see the warnings above). Start a new run in another --workdir, or move the "
                 "checkpoints away."
@@ -108,30 +115,18 @@ class Checkpointer:
             self._manager.close()
 
 
-def save_params(path: str, params) -> None:
-    """A params pytree as a flat .npz ('a/b/kernel' keys): portable between tools.
-
-    A '/' inside one name (flax's spectral-norm state, e.g. 'Dense_0/kernel/u') is written as
-    '%2F' so the nesting survives the round trip."""
-    from flax import traverse_util
-
-    flat = traverse_util.flatten_dict(jax.device_get(params))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    np.savez(
-        path,
-        **{"/".join(p.replace("/", "%2F") for p in k): np.asarray(v) for k, v in flat.items()},
-    )
-
-
-def load_params(path: str):
-    """The params pytree that `save_params` wrote (or any .npz with '/'-joined keys)."""
-    from flax import traverse_util
-
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"No params file at {path!r}; train one (e.g. --mode=gan) or "
-            "pass the path of an .npz with '/'-joined parameter names."
+def restore_for_inference(config, workdir: str) -> tuple[Experiment, TrainState]:
+    """The experiment and the latest checkpointed state of `workdir`, on this process's devices
+    (a checkpoint written on any device or process count restores here)."""
+    exp = workdir_lib.experiment(config, workdir)
+    workdir_lib.warn_if_config_differs(config, workdir)
+    _, tx = make_step_fn(exp)
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), create=False)
+    state = ckpt.restore_latest(state_template(exp, tx, parallel.make_mesh()))
+    ckpt.close()
+    if state is None:
+        raise NoCheckpointError(
+            f"No checkpoint in {workdir}/checkpoints: train first with "
+            f"--mode=train --workdir={workdir}"
         )
-    with np.load(path) as z:
-        flat = {tuple(p.replace("%2F", "/") for p in k.split("/")): z[k] for k in z.files}
-    return traverse_util.unflatten_dict(flat)
+    return exp, state

@@ -1,15 +1,20 @@
-"""Figures written by the drivers (matplotlib, no display needed)."""
+"""Figures the drivers write (matplotlib, no display needed; PNG grids with Pillow)."""
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from PIL import Image
+
+from fdrl_jax.data import to_uint8
+from fdrl_jax.evaluation.figures import make_grid
 
 
 def _scatter(ax, x: np.ndarray, **kw) -> None:
@@ -42,23 +47,8 @@ def panels(sets: Sequence[tuple[str, np.ndarray]], path: str) -> None:
     plt.close(fig)
 
 
-def make_grid(images: np.ndarray, ncol: int | None = None, pad: int = 1) -> np.ndarray:
-    """uint8 (N, H, W, C) -> one uint8 (rows·(H+pad)+pad, ncol·(W+pad)+pad, C) mosaic."""
-    images = np.asarray(images)
-    n, h, w, c = images.shape
-    ncol = ncol or int(np.ceil(np.sqrt(n)))
-    nrow = int(np.ceil(n / ncol))
-    grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), 255, np.uint8)
-    for i, im in enumerate(images):
-        r, q = divmod(i, ncol)
-        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + q * (w + pad) :][:, :w] = im
-    return grid
-
-
 def save_grid_png(grid: np.ndarray, path: str, min_width: int = 256) -> None:
     """A uint8 grid as a PNG, upscaled (nearest) so it is at least ~`min_width` px wide."""
-    from PIL import Image
-
     img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
     scale = max(1, min_width // img.width)
     if scale > 1:
@@ -69,8 +59,6 @@ def save_grid_png(grid: np.ndarray, path: str, min_width: int = 256) -> None:
 
 def save_image_grid(x: np.ndarray, path: str, ncol: int | None = None) -> np.ndarray:
     """Images in [-1, 1] (clamped) as one PNG grid (see `save_grid_png`); returns the grid."""
-    from fdrl_jax.data import to_uint8
-
     grid = make_grid(to_uint8(x), ncol)
     save_grid_png(grid, path)
     return grid
@@ -78,8 +66,6 @@ def save_image_grid(x: np.ndarray, path: str, ncol: int | None = None) -> np.nda
 
 def loss_curves(metrics_path: str, path: str, keys: Sequence[str] = ("loss", "out_q", "out_p")):
     """Plot the logged metrics of a run's metrics.jsonl against the step."""
-    import json
-
     rows = []
     with open(metrics_path) as f:
         rows = [json.loads(ln) for ln in f if ln.strip()]
@@ -95,5 +81,16 @@ def loss_curves(metrics_path: str, path: str, keys: Sequence[str] = ("loss", "ou
         ax.set_title(k)
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def fid_vs_length(by_length: Mapping[int, float], path: str) -> None:
+    """FID against the total flow length K + κ (paper Fig. 5)."""
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot(list(by_length), list(by_length.values()), "o-")
+    ax.set_xlabel("total flow length (K + κ)")
+    ax.set_ylabel("FID")
+    fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

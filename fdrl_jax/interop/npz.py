@@ -1,0 +1,38 @@
+"""Params as a flat `.npz` with '/'-joined names ('Dense_0/kernel'): a framework-neutral file
+that any tool reads, used for auxiliary models (GAN, classifier, discriminators), converted
+Inception weights and exports of a run's params."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from flax import traverse_util
+
+from fdrl_jax.errors import MissingFileError
+
+
+def save_params(path: str, params) -> None:
+    """A params pytree as a flat .npz ('a/b/kernel' keys): portable between tools.
+
+    A '/' inside one name (flax's spectral-norm state, e.g. 'Dense_0/kernel/u') is written as
+    '%2F' so the nesting survives the round trip."""
+    flat = traverse_util.flatten_dict(jax.device_get(params))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    np.savez(
+        path,
+        **{"/".join(p.replace("/", "%2F") for p in k): np.asarray(v) for k, v in flat.items()},
+    )
+
+
+def load_params(path: str):
+    """The params pytree that `save_params` wrote (or any .npz with '/'-joined keys)."""
+    if not os.path.exists(path):
+        raise MissingFileError(
+            f"No params file at {path!r}; train one (e.g. --mode=gan) or "
+            "pass the path of an .npz with '/'-joined parameter names."
+        )
+    with np.load(path) as z:
+        flat = {tuple(p.replace("%2F", "/") for p in k.split("/")): z[k] for k in z.files}
+    return traverse_util.unflatten_dict(flat)

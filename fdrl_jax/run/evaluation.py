@@ -1,0 +1,220 @@
+"""`--mode=eval`: sample quality of the latest checkpoint's EMA params.
+
+Vector data (2D toys, point clouds): energy distance, sliced W2, the classifier two-sample test
+and k-NN support of model samples, prior draws and a second data draw, each against data.
+Images: FID (against a stats file or the training data), FID against the total flow length
+(paper Fig. 5) from the same chains in one pass, the paper's figures, and the digits
+classifier's scores where the data are the digits.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from fdrl_jax import flow_lib, parallel
+from fdrl_jax.data import is_image_data, to_uint8
+from fdrl_jax.data.toy import TOY_MODE_STD, TOY_MODES
+from fdrl_jax.errors import MissingFileError
+from fdrl_jax.evaluation import figures
+from fdrl_jax.evaluation.digits_metrics import digits_scores
+from fdrl_jax.evaluation.features import build_feature_fn
+from fdrl_jax.evaluation.fid import (
+    RunningStatistics,
+    Statistics,
+    compute_statistics,
+    fid_from_statistics,
+    load_statistics,
+    save_statistics,
+)
+from fdrl_jax.evaluation.toy_metrics import c2st, compare, mode_coverage, support
+from fdrl_jax.run import plotting
+from fdrl_jax.run import workdir as workdir_lib
+from fdrl_jax.run.checkpoints import restore_for_inference
+from fdrl_jax.sampling import draw_prior, make_sample_fn
+
+
+def evaluate(config, workdir: str) -> dict:
+    """`--mode=eval`: `evaluate_images` for image data, else `evaluate_vectors`."""
+    exp, state = restore_for_inference(config, workdir)
+    if is_image_data(exp.data):
+        return evaluate_images(config, workdir, exp, state)
+    return evaluate_vectors(config, workdir, exp, state)
+
+
+def evaluate_vectors(config, workdir: str, exp, state) -> dict:
+    """Vector data: model samples, prior draws and a second data draw, each against data, by
+    energy distance, sliced W2, the classifier two-sample test and k-NN support; writes
+    eval/toy_metrics.json and eval/toy_eval.png."""
+    n, e = config.eval.num_samples, config.eval
+    keys = jax.random.split(jax.random.PRNGKey(e.seed), 5)
+    steps = config.flow.num_steps + config.flow.kappa
+    sample_fn = make_sample_fn(exp, steps, mesh=parallel.make_mesh())
+    model = parallel.to_host(sample_fn(state.ema_variables, keys[0], n))  # metrics on the host
+    prior = draw_prior(exp.prior, keys[1], n, config.prior.clip)
+    data, data2 = exp.data.sample(keys[2], n), exp.data.sample(keys[3], n)
+    result = {
+        "step": int(parallel.to_host(state.step)),
+        "num_samples": n,
+        "flow_steps": steps,
+        "model_vs_data": compare(model, data, keys[4], e.num_projections),
+        "prior_vs_data": compare(prior, data, keys[4], e.num_projections),
+        "data_vs_data": compare(data2, data, keys[4], e.num_projections),
+        "model_mean": np.asarray(jnp.mean(model, axis=0)).tolist(),
+        "data_mean": np.asarray(jnp.mean(data, axis=0)).tolist(),
+    }
+    result["energy_ratio_model_over_prior"] = (
+        result["model_vs_data"]["energy_distance"] / result["prior_vs_data"]["energy_distance"]
+    )
+    # The two-sample test and support metrics on the first c2st_samples of each set.
+    m = min(e.c2st_samples, n)
+    host = {k: np.asarray(v)[:m] for k, v in (("model", model), ("prior", prior), ("data2", data2))}
+    ref = np.asarray(data)[:m]
+    for name, x in host.items():
+        key = "data_vs_data" if name == "data2" else f"{name}_vs_data"
+        result[key]["c2st"] = c2st(x, ref, e.c2st_neighbors, e.c2st_folds, e.seed)
+        result[key].update(support(x, ref))
+    if config.data.name in TOY_MODES:
+        modes, std = TOY_MODES[config.data.name](), TOY_MODE_STD[config.data.name]
+        result["modes"] = {
+            "model": mode_coverage(host["model"], modes, std),
+            "data": mode_coverage(ref, modes, std),
+        }
+    out_dir = workdir_lib.write_results(os.path.join(workdir, "eval"), "toy_metrics", result)
+    if not parallel.is_main_process():
+        return result
+    plotting.panels(
+        [
+            ("prior", np.asarray(prior)),
+            (f"model (K+κ={steps})", np.asarray(model)),
+            ("data", np.asarray(data)),
+        ],
+        os.path.join(out_dir, "toy_eval.png"),
+    )
+    return result
+
+
+def reference_statistics(config, exp, feature_fn, workdir: str) -> tuple[Statistics, str]:
+    """The FID reference: `eval.fid_stats` (a pytorch-fid style .npz) if given, else the clean
+    training images (up to eval.num_samples), computed once and stored in eval/."""
+    e = config.eval
+    if e.fid_stats:
+        if not os.path.exists(e.fid_stats):
+            raise MissingFileError(
+                f"No FID statistics at eval.fid_stats={e.fid_stats!r}; give a .npz with `mu` "
+                "and `sigma`, or leave it empty to use the training data."
+            )
+        return load_statistics(e.fid_stats), e.fid_stats
+    path = os.path.join(workdir, "eval", f"reference_stats_{e.feature_net}.npz")
+    if os.path.exists(path):
+        return load_statistics(path), path
+    limit = min(e.num_samples, len(exp.data))
+    stats = compute_statistics(
+        exp.data.clean_batches(e.batch_size), feature_fn, e.batch_size, max_samples=limit
+    )
+    if parallel.is_main_process():
+        save_statistics(path, stats)
+    return stats, path
+
+
+def evaluate_images(config, workdir: str, exp, state) -> dict:
+    """Score eval.num_samples samples of the EMA params; write eval/fid.json,
+    eval/fid_vs_flow_length.{json,png}, the figures, and eval/image_metrics.json."""
+    c, e = config, config.eval
+    out = os.path.join(workdir, "eval")
+    main = parallel.is_main_process()
+    if main:
+        os.makedirs(out, exist_ok=True)
+    base = c.flow.num_steps + c.flow.kappa
+    lengths = sorted({base, *(int(v) for v in e.fid_lengths)} if e.fid_lengths else {base})
+    mesh = parallel.make_mesh()
+    sample_fn = make_sample_fn(exp, max(lengths), record_at=lengths, mesh=mesh)
+    variables = state.ema_variables
+    key = jax.random.PRNGKey(e.seed)
+
+    feature_fn = build_feature_fn(e, exp.shape) if e.fid else None
+    running = {n: RunningStatistics() for n in lengths}
+    # The first samples (final length) are kept for the figures and the digits scores, so
+    # nothing is sampled twice.
+    n, done, kept, keep = e.num_samples, 0, [], 1000 if c.data.name == "digits" else 64
+    for i, start in enumerate(range(0, n, e.batch_size)):
+        m = min(e.batch_size, n - start)
+        _, traj = sample_fn(variables, jax.random.fold_in(key, i), m)
+        traj = jnp.clip(traj, -1.0, 1.0)  # samples become images
+        if feature_fn is not None:
+            for j, length in enumerate(lengths):
+                running[length].update(np.asarray(feature_fn(traj[j])))
+        if done < keep:
+            kept.append(np.asarray(parallel.to_host(traj[lengths.index(base)][: keep - done])))
+        done += m
+        logging.info("eval: sampled and scored %d/%d", done, n)
+
+    kept = np.concatenate(kept)
+    result = {
+        "step": int(parallel.to_host(state.step)),
+        "num_samples": n,
+        "flow_steps": base,
+        "feature_net": e.feature_net if e.fid else None,
+    }
+    if feature_fn is not None:
+        ref, ref_path = reference_statistics(c, exp, feature_fn, workdir)
+        by_length = {n_: fid_from_statistics(running[n_].finalize(), ref) for n_ in lengths}
+        result["fid"] = by_length[base]
+        result["fid_reference"] = ref_path
+        result["fid_vs_flow_length"] = {str(k): v for k, v in by_length.items()}
+        fields = ("step", "num_samples", "flow_steps", "feature_net", "fid", "fid_reference")
+        workdir_lib.write_results(out, "fid", {k: result[k] for k in fields})
+        workdir_lib.write_results(out, "fid_vs_flow_length", result["fid_vs_flow_length"])
+        if main:
+            plotting.fid_vs_length(by_length, os.path.join(out, "fid_vs_flow_length.png"))
+    if c.data.name == "digits":
+        result["digits"] = digits_scores(kept)
+        prior = np.asarray(draw_prior(exp.prior, key, len(kept), c.prior.clip))
+        result["digits_prior"] = digits_scores(prior)
+    if e.figures and main:
+        write_figures(c, exp, variables, kept[:64], feature_fn, out)
+    workdir_lib.write_results(out, "image_metrics", result)
+    return result
+
+
+def write_figures(config, exp, variables, samples, feature_fn, out: str) -> None:
+    """Flow strips, prior interpolation, prior samples and nearest neighbours (PNG)."""
+    c = config
+    key = jax.random.PRNGKey(c.eval.seed + 1)
+    total = c.flow.num_steps + c.flow.kappa
+    marks = sorted({round(total * t / 8) for t in range(9)})
+    strip_fn = make_sample_fn(exp, total, record_at=marks)
+    _, traj = strip_fn(variables, key, 8)
+    plotting.save_grid_png(
+        figures.strip_grid(np.asarray(traj)), os.path.join(out, "flow_strips.png")
+    )
+
+    starts = figures.interpolation_starts(exp.prior, key, 6, 8, c.prior.clip)
+    potential = flow_lib.make_potential(exp.apply_fn, variables, exp.fprime)
+    flow = jax.jit(lambda x0: flow_lib.flow(potential, x0, key, total, c.flow.eta, c.flow.nu))
+    ends = jnp.clip(flow(starts), -1, 1)
+    plotting.save_grid_png(
+        figures.make_grid(to_uint8(np.asarray(ends)), ncol=8),
+        os.path.join(out, "interpolation.png"),
+    )
+    prior = draw_prior(exp.prior, key, 64, c.prior.clip)
+    plotting.save_grid_png(
+        figures.make_grid(to_uint8(np.asarray(prior))),
+        os.path.join(out, "prior_samples.png"),
+    )
+
+    bank = np.concatenate(list(exp.data.clean_batches(1000)))[: c.eval.neighbour_bank]
+    queries = samples[:8]
+    pixel = figures.nearest_neighbours(queries, bank, 5, lambda x: x)
+    plotting.save_grid_png(
+        figures.neighbours_grid(queries, bank, pixel), os.path.join(out, "nearest_pixel.png")
+    )
+    if feature_fn is not None:
+        feat = figures.nearest_neighbours(queries, bank, 5, lambda x: np.asarray(feature_fn(x)))
+        plotting.save_grid_png(
+            figures.neighbours_grid(queries, bank, feat), os.path.join(out, "nearest_features.png")
+        )
