@@ -12,8 +12,8 @@ LR-KL the update is Eq. 31's x − η ∇(log r − φ log p(y|x)) (with the cod
 2η). For LSIF-χ² the net outputs r itself (possibly ≤ 0, so no log of it is taken):
 r_φ(x|y) = r(x) · (N p(y|x))^(−φ).
 
-The composed potential is a `flow_lib.Potential`, so conditional sampling is `flow_lib.flow` with it;
-labels are per sample, so one batch can hold every class.
+The composed potential is a `flow_lib.Potential`, so conditional sampling is `flow_lib.flow`
+with it; labels are per sample, so one batch can hold every class.
 """
 
 from __future__ import annotations
