@@ -175,6 +175,8 @@ SCHEMA = {
         "feature_net": one_of("inception", ("inception", "random")),
         "inception_weights": string("", "a path"),
         "fid_stats": string("", "a path to a .npz with mu, sigma"),
+        # training images in the reference statistics when fid_stats is empty (0: all)
+        "reference_samples": integer(0, 0, 10**8),
         # extra total flow lengths scored from the same chains (paper Fig. 5)
         "fid_lengths": int_tuple((), 0, "a tuple of flow lengths, e.g. (100, 110, 120, 130)"),
         "batch_size": integer(1_000, 1, 10**6),  # samples per sampling + feature batch

@@ -100,7 +100,8 @@ def evaluate_vectors(config, workdir: str, exp, state) -> dict:
 
 def reference_statistics(config, exp, feature_fn, workdir: str) -> tuple[Statistics, str]:
     """The FID reference: `eval.fid_stats` (a pytorch-fid style .npz) if given, else the clean
-    training images (up to eval.num_samples), computed once and stored in eval/."""
+    training images (the first `eval.reference_samples`; 0 = all), computed once and stored in
+    eval/ under a name that says which feature net and how many images."""
     e = config.eval
     if e.fid_stats:
         if not os.path.exists(e.fid_stats):
@@ -109,10 +110,10 @@ def reference_statistics(config, exp, feature_fn, workdir: str) -> tuple[Statist
                 "and `sigma`, or leave it empty to use the training data."
             )
         return load_statistics(e.fid_stats), e.fid_stats
-    path = os.path.join(workdir, "eval", f"reference_stats_{e.feature_net}.npz")
+    limit = min(e.reference_samples or len(exp.data), len(exp.data))
+    path = os.path.join(workdir, "eval", f"reference_stats_{e.feature_net}_{limit}.npz")
     if os.path.exists(path):
         return load_statistics(path), path
-    limit = min(e.num_samples, len(exp.data))
     stats = compute_statistics(
         exp.data.clean_batches(e.batch_size), feature_fn, e.batch_size, max_samples=limit
     )
