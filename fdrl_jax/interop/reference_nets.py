@@ -46,19 +46,21 @@ class BasicBlock(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """SAGAN: query/key/value 1×1 C→C/8, self_att C/8→C (with biases), y = γ·o + x."""
+    """SAGAN: key/query/value 1×1 C→C/8, self_att C/8→C (with biases), y = γ·o + x; γ is a
+    scalar, and the convs are registered in the reference's order (its optimiser state is
+    indexed by parameter order)."""
 
     def __init__(self, channels: int, spectral_norm: bool = False):
         super().__init__()
         inner = max(channels // 8, 1)
         for name, (cin, cout) in {
-            "query": (channels, inner),
             "key": (channels, inner),
+            "query": (channels, inner),
             "value": (channels, inner),
             "self_att": (inner, channels),
         }.items():
             setattr(self, name, _maybe_sn(nn.Conv2d(cin, cout, 1), spectral_norm))
-        self.gamma = nn.Parameter(torch.zeros(1))
+        self.gamma = nn.Parameter(torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape

@@ -2,10 +2,13 @@
 
 Names (see `models/resnet.py`): our `layer{i}_{j}` is the reference's `layer{i}.{j}`, our MLP's
 `Dense_{k}` its `mlp.{2k}`, and every other module name is the same. Layouts: conv kernels
-HWIO <-> OIHW, dense kernels (in, out) <-> (out, in), the attention's γ () <-> (1,).
+HWIO <-> OIHW, dense kernels (in, out) <-> (out, in); the attention's γ is a scalar on both
+sides (the reference's `nn.Parameter(torch.tensor(0.0))`; a (1,) γ is accepted on import).
 A spectrally normalised layer is `weight_orig` plus the power-iteration vectors `weight_u`
 (output side, the vector flax stores as `u`) and `weight_v` (input side, recomputed from u on
-export).
+export). Flax's SpectralNorm runs one power iteration from the stored u at every call, as
+PyTorch's does in training mode (the reference never calls `.eval()`), so both normalise by
+the same σ for the same u, converged or not.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def torch_key(path: tuple[str, ...]) -> str:
 def _to_torch(x: np.ndarray, leaf: str) -> np.ndarray:
     if leaf == "kernel":
         return np.transpose(x, (3, 2, 0, 1)) if x.ndim == 4 else x.T
-    return x.reshape(1) if leaf == "gamma" else x
+    return x
 
 
 def _from_torch(x: np.ndarray, leaf: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -60,6 +63,35 @@ def _spectral_norm_state(stats: Mapping) -> dict[tuple[str, ...], tuple[tuple, t
 
 def _normalize(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def param_names(template: Mapping) -> dict[tuple[str, ...], str]:
+    """Flat params path -> the reference's name of that parameter (`weight_orig` for a
+    spectrally normalised kernel): the names its optimiser state is indexed by."""
+    params = traverse_util.flatten_dict(dict(template["params"]))
+    sn = _spectral_norm_state(dict(template.get("batch_stats", {}) or {}))
+    out = {}
+    for path in params:
+        key = torch_key(path)
+        out[path] = key[: -len(".weight")] + ".weight_orig" if path in sn else key
+    return out
+
+
+def to_torch_layout(x: np.ndarray, leaf: str) -> np.ndarray:
+    """One of our params (or a params-shaped optimiser moment) in the reference's layout."""
+    return _to_torch(np.asarray(x), leaf)
+
+
+def from_torch_layout(x: np.ndarray, leaf: str, shape: tuple[int, ...]) -> np.ndarray:
+    """The inverse of `to_torch_layout` for a param of our `shape`."""
+    return _from_torch(np.asarray(x), leaf, tuple(shape))
+
+
+def _power_sigma(w: np.ndarray, u: np.ndarray) -> np.float32:
+    """σ after one power iteration from u (what flax's and PyTorch's training-mode spectral
+    norms divide by): v = normalize(Wᵀu), σ = ‖W v‖."""
+    mat = w.reshape(w.shape[0], -1)
+    return np.float32(np.linalg.norm(mat @ _normalize(mat.T @ u)))
 
 
 def to_state_dict(variables: Mapping) -> dict[str, np.ndarray]:
@@ -95,8 +127,6 @@ def to_state_dict_shapes(template: Mapping) -> dict[str, tuple[int, ...]]:
         key = torch_key(path)
         if path[-1] == "kernel":
             shape = (shape[3], shape[2], shape[0], shape[1]) if len(shape) == 4 else shape[::-1]
-        elif path[-1] == "gamma":
-            shape = (1,)
         if path in sn:
             base = key[: -len(".weight")]
             out[base + ".weight_orig"] = shape
@@ -118,7 +148,7 @@ def from_state_dict(state_dict: Mapping[str, np.ndarray], template: Mapping) -> 
     wrong = sorted(
         f"{k}: {tuple(state[k].shape)} (expected {expected[k]})"
         for k in set(expected) & set(state)
-        if tuple(state[k].shape) != expected[k]
+        if tuple(state[k].shape) != expected[k] and not (expected[k] == () and state[k].size == 1)
     )
     if missing or unexpected or wrong:
         raise ValueError(
@@ -138,11 +168,12 @@ def from_state_dict(state_dict: Mapping[str, np.ndarray], template: Mapping) -> 
         if path in sn:
             base = key[: -len(".weight")]
             w = state[base + ".weight_orig"].astype(np.float32)
+            # weight_v is not needed: flax recomputes v from u at every call, as torch does
+            # in training mode
             u = state[base + ".weight_u"].astype(np.float32)
-            v = state[base + ".weight_v"].astype(np.float32)
             u_key, sigma_key = sn[path]
             new_stats[u_key] = u[None]
-            new_stats[sigma_key] = np.float32(u @ w.reshape(w.shape[0], -1) @ v)
+            new_stats[sigma_key] = _power_sigma(w, u)
         else:
             w = state[key].astype(np.float32)
         new_params[path] = _from_torch(w, path[-1], tuple(value.shape))
