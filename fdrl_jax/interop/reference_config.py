@@ -198,8 +198,10 @@ def to_reference(config, shape: tuple[int, ...], dataset: str) -> tuple[dict, li
         "train_batch_size": int(config.train.batch_size),
         "test_batch_size": 64,
         "spectral_norm": net["spectral_norm"],
-        # where its scripts write logs and checkpoints when resuming (they do not create them)
         "device": "cpu",
+        "data_dir": "./data",  # where its create_dataset looks (its configs' default)
+        "phase": "train",
+        # where its scripts write logs and checkpoints when resuming (they do not create them)
         "log_dir": ".",
         "ckpt_dir": ".",
         "use_wandb": False,
