@@ -292,6 +292,24 @@ def test_config_differences_loss_is_an_error_the_rest_warnings():
     assert any("attention_after=0" in w for w in warnings)
 
 
+@pytest.mark.parametrize(
+    "config_file,size,model,attention",
+    [("cifar10.py", 32, "resnet", False), ("celeba64.py", 64, "resnet", False),
+     ("cat2dog.py", 64, "resnetshallow", True), ("church128.py", 128, "resnet", False)],
+)  # fmt: skip
+def test_exported_config_builds_the_same_net_in_the_reference(config_file, size, model, attention):
+    """Each image config exports to the reference config that selects the same SPEC net
+    (its get_model: by img_size, and `model` at 64²), which imports back without warnings."""
+    config = configlib.load_config(os.path.join(ROOT, "configs", config_file))
+    ref, warnings = reference_config.to_reference(config, (size, size, 3), "data")
+    assert not warnings
+    assert (ref["img_size"], ref["model"], ref["self_attn"]) == (size, model, attention)
+    assert reference_config.reference_net(ref) == reference_config.our_net(config.model)
+    assert reference_config.compare(ref, config, (size, size, 3)) == ([], [])
+    config.model.stages = ((8, 1, 2),)  # not a net the reference builds
+    assert "another net" in reference_config.to_reference(config, (size, size, 3), "x")[1][0]
+
+
 def test_files_that_are_not_reference_checkpoints_say_what_is_expected(tmp_path):
     path = str(tmp_path / "weights.pt")
     torch.save({"conv1.weight": torch.zeros(1)}, path)  # a bare state dict
@@ -405,6 +423,17 @@ def test_export_to_the_reference_loads_in_torch_and_imports_back_bit_equal(train
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     with pytest.raises(WorkdirError):
         convert.import_reference(config, str(tmp_path / "back"), out)
+    # with its prior: stored under this config's prior settings, so the modes use it (a refit
+    # would give a lower-triangular factor; the imported one has its rows reordered)
+    wd = str(tmp_path / "with_prior")
+    prior_path = os.path.join(tmp_path, f"{dataset}_ddp.pt")
+    convert.import_reference(config, wd, out, prior=prior_path)
+    exp2, _ = run.restore_for_inference(config, wd)
+    assert np.any(np.triu(np.asarray(exp2.prior.chol), 1))
+    np.testing.assert_array_equal(exp2.prior.mean, exp.prior.mean)
+    np.testing.assert_allclose(
+        priors.covariance_of(exp2.prior), priors.covariance_of(exp.prior), rtol=0, atol=1e-5
+    )
     with pytest.raises(ConfigError, match="prior"):
         toy = configlib.toy_config("swissroll", "smoke")
         convert.import_reference(toy, str(tmp_path / "toy"), out, prior=out)

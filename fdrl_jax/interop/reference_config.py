@@ -170,9 +170,9 @@ def _reference_model_name(net: dict, shape: tuple[int, ...]) -> tuple[str | None
         if same and net["attention_after"] in (None, position):
             return name, None
     return "resnet", (
-        f"the reference's get_model builds no {describe_net(net)} for "
-        f"{'×'.join(map(str, shape))} images: its code will not load this checkpoint as it is "
-        "(the state dict is in its layout all the same)"
+        f"the reference's get_model builds another net for {'×'.join(map(str, shape))} images "
+        f"than this one, {describe_net(net)}: its code will not load this checkpoint as it "
+        "is (the state dict is in its layout all the same)"
     )
 
 
