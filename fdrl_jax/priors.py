@@ -51,7 +51,9 @@ class FullCovariancePrior:
     """The data-dependent prior: N(μ, Σ) sampled as μ + L ε with L = chol(Σ + jitter·I)."""
 
     mean: Array  # (D,)
-    chol: Array  # (D, D), lower triangular
+    # (D, D) with L Lᵀ = Σ + jitter·I: lower triangular when fitted here; a prior imported
+    # from the reference keeps its factor with the rows reordered to our pixel order
+    chol: Array
     shape: tuple[int, ...] = struct.field(pytree_node=False)
 
     def sample(self, key: Array, n: int) -> Array:
