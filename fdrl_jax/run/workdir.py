@@ -24,7 +24,7 @@ from absl import logging
 
 from fdrl_jax import parallel
 from fdrl_jax.errors import WorkdirError
-from fdrl_jax.experiment import Experiment, build_experiment
+from fdrl_jax.experiment import INPUT_PATH_FIELDS, Experiment, build_experiment
 from fdrl_jax.priors import FullCovariancePrior, LowRankPrior
 
 # Sections read only after training (sampling, scoring, refining, guiding, translating):
@@ -37,6 +37,8 @@ INFERENCE_SECTIONS = (
     "classifier.",
     "conditional.",
     "translate.",
+    # How the images reach the devices, and where TFDS keeps them (not the data itself).
+    *(f"{sec}.{f}" for sec in ("data", "prior.source") for f in INPUT_PATH_FIELDS),
 )
 
 
