@@ -1,6 +1,7 @@
 """The streaming input path: host-resident images whose batches are the device path's, by
 step, prefetched, restartable anywhere, gathered per process, chosen by data.pipeline."""
 
+import json
 import os
 import socket
 import subprocess
@@ -135,45 +136,77 @@ def test_streamed_training_equals_device_training_and_resumes(tmp_path, device_r
     _equal(resumed.ema_params, device_run.ema_params)
 
 
+# Each of 2 processes (2 CPU devices each) streams batches of 8 over the 4-device mesh: it must
+# read only the 4 rows its own devices hold, and the global batch (and its augmentation inside
+# jit) must be the device path's. Prints the rows it read for step 0.
+TWO_PROCESS_SCRIPT = """
+import json, sys, threading
+import jax, jax.numpy as jnp, numpy as np
+from fdrl_jax import parallel
+from fdrl_jax.data import images, streaming
+
+parallel.initialize("on", sys.argv[1], 2, int(sys.argv[2]))
+x = np.random.default_rng(0).integers(0, 256, (40, 4, 4, 3), dtype=np.uint8)
+
+
+class Rows:  # the host array, recording the rows this process's main thread reads
+    shape, read = x.shape, []
+
+    def __getitem__(self, i):
+        if threading.current_thread() is threading.main_thread():  # not the prefetcher
+            self.read.extend(np.atleast_1d(i).tolist())
+        return x[i]
+
+
+rows, key, mesh = Rows(), jax.random.PRNGKey(1), parallel.make_mesh()
+host = streaming.HostImageData(images=rows, labels=np.zeros(40, np.int32))
+device = images.ImageData(images=jnp.asarray(x), labels=jnp.zeros(40, jnp.int32))
+augment = jax.jit(lambda b, k: b.sample(k, 8), out_shardings=parallel.replicated(mesh))
+first = None
+with streaming.BatchStream(host, key, 8, parallel.batch_sharded(mesh), chunk=2) as s:
+    for step in (0, 1, 2, 5):  # 5: a restart
+        idx = s.indices(step, 1)[0]
+        rows.read.clear()
+        batch = s.make_batch(idx)
+        mine = [int(i) for sh in batch.images.addressable_shards for i in idx[sh.index[0]]]
+        assert sorted(rows.read) == sorted(mine) and len(mine) == 4, (rows.read, mine)
+        first = first or mine
+        assert np.array_equal(parallel.to_host(batch.images), x[idx])
+        k = jax.random.fold_in(key, step)
+        got = parallel.to_host(augment(s.get(step), k))
+        want = np.asarray(device.sample(k, 8))
+        assert np.abs(got - want).max() < 1e-5, (step, np.abs(got - want).max())
+print(json.dumps({"step0_rows": first, "step0_batch": s.indices(0, 1)[0].tolist()}))
+"""
+
+
 @pytest.mark.slow
-def test_two_processes_stream_their_own_rows_and_match_one_device(tmp_path, device_run):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def test_two_processes_read_only_their_devices_rows_of_the_global_batch():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     env = dict(
         os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2"
     )
-    wd = str(tmp_path / "multi")
     procs = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "fdrl_jax.main",
-                "--config=configs/digits.py:smoke",
-                f"--workdir={wd}",
-                "--config.data.flip=True",
-                "--config.data.pipeline=stream",
-                "--config.train.num_steps=8",
-                f"--coordinator_address=127.0.0.1:{port}",
-                "--num_processes=2",
-                f"--process_id={i}",
-            ],
+            [sys.executable, "-c", TWO_PROCESS_SCRIPT, f"127.0.0.1:{port}", str(i)],
             cwd=ROOT,
             env=env,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for i in range(2)
     ]
+    outs = []
     for p in procs:
-        _, err = p.communicate(timeout=300)
+        out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-3000:]
-    multi = run.restore_for_inference(_digits("stream", 8), wd)[1]
-    for a, b in zip(jax.tree.leaves(multi.params), jax.tree.leaves(device_run.params), strict=True):
-        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-        assert np.linalg.norm(a - b) <= 1e-5 * np.linalg.norm(b)
+        outs.append(json.loads(out.strip().splitlines()[-1]))
+    # Together the two processes read the step's batch once: each its own half.
+    assert sorted(outs[0]["step0_rows"] + outs[1]["step0_rows"]) == sorted(outs[0]["step0_batch"])
+    assert outs[0]["step0_batch"] == outs[1]["step0_batch"]
 
 
 def test_sharded_batches_hold_the_rows_of_each_device():
