@@ -41,6 +41,7 @@ TOY_CONFIGS = [p for p in CONFIGS if not is_image(load(p, "smoke"))]
 IMAGE_CONFIGS = [p for p in CONFIGS if is_image(load(p, "smoke"))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", TOY_CONFIGS, ids=os.path.basename)
 def test_toy_smoke_variant_trains_and_evaluates(path, tmp_path):
     config = load(path, "smoke")
@@ -62,6 +63,7 @@ def test_toy_smoke_variant_trains_and_evaluates(path, tmp_path):
     assert abs(floor["energy_distance"]) < 0.5 * prior["energy_distance"], (floor, prior)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", IMAGE_CONFIGS, ids=os.path.basename)
 def test_image_smoke_variant_trains_resumes_and_samples(path, tmp_path):
     config = load(path, "smoke")
