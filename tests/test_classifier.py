@@ -68,6 +68,7 @@ def _digits_config(tmp_path, **classifier):
     return config
 
 
+@pytest.mark.slow
 def test_run_classifier_trains_saves_and_loads(tmp_path):
     config = _digits_config(tmp_path, adv_eps=0.5, adv_steps=3)
     result = run.classifier(config, str(tmp_path))
@@ -84,6 +85,7 @@ def test_run_classifier_trains_saves_and_loads(tmp_path):
     assert clf.accuracy(apply_fn, params, x, y) > 0.85
 
 
+@pytest.mark.slow
 def test_robust_training_is_more_robust_than_clean(tmp_path):
     accs = {}
     for name, eps in (("clean", 0.0), ("robust", 1.0)):

@@ -132,6 +132,7 @@ def test_each_sample_flows_towards_its_own_label():
     assert np.all(np.asarray(x[labels == 1, 0]) < -1.0)
 
 
+@pytest.mark.slow
 def test_run_conditional_sample_writes_per_class_outputs(tmp_path):
     config = configlib.load_config(os.path.join(ROOT, "configs", "digits.py") + ":smoke")
     workdir = str(tmp_path)
@@ -184,6 +185,7 @@ print("OK")
 """
 
 
+@pytest.mark.slow
 def test_conditional_sampling_sharded_over_devices_equals_one_device():
     import subprocess
     import sys

@@ -100,6 +100,7 @@ def test_refining_an_undertrained_gan_improves_mixture_quality():
     assert q1["high_quality_fraction"] > q0["high_quality_fraction"]
 
 
+@pytest.mark.slow
 def test_gan_and_refine_modes_end_to_end(tmp_path):
     import json
 
@@ -140,6 +141,7 @@ def test_refine_input_errors(tmp_path):
         run.refine(config, str(tmp_path))
 
 
+@pytest.mark.slow
 def test_image_gan_with_spectral_norm_and_latent_space_refinement(tmp_path):
     from fdrl_jax import configlib
 

@@ -225,6 +225,7 @@ def _randomize(torch, net) -> None:
                 m.running_var.copy_(0.5 + 1.5 * torch.rand(n, generator=gen))
 
 
+@pytest.mark.slow
 def test_matches_pytorch_fid_inception_with_random_weights(monkeypatch, tmp_path):
     torch = pytest.importorskip("torch", reason="parity test needs torch==2.13.0 (CPU)")
     pytest.importorskip("pytorch_fid", reason="parity test needs pytorch-fid (--no-deps)")

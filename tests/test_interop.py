@@ -190,6 +190,7 @@ def test_imported_checkpoint_computes_what_the_torch_net_computes(net, sn, tmp_p
     assert int(state.opt_state[0].count) == 3 and int(state.opt_state[1].count) == 3
 
 
+@pytest.mark.slow
 def test_next_adam_step_continues_the_references(tmp_path):
     """After import, one optimiser step with the same gradient gives torch's next weights: the
     moments, their count and the learning rate (decayed at step 2) all carried over."""
@@ -337,6 +338,7 @@ def _cli(*args, check=True):
     return proc
 
 
+@pytest.mark.slow
 def test_cli_import_then_sample_and_a_user_error(tmp_path):
     """The command the README gives, on a toy MLP checkpoint; then --mode=sample runs on the
     new work directory. A checkpoint trained with another loss exits 2 with the message
@@ -393,6 +395,7 @@ def test_export_npz_round_trips_bit_equal(trained_run, tmp_path):
         assert "params/conv1/kernel" in z.files and "prior/chol" in z.files
 
 
+@pytest.mark.slow
 def test_export_to_the_reference_loads_in_torch_and_imports_back_bit_equal(trained_run, tmp_path):
     """The exported checkpoint loads into the torch SPEC net (every name and shape), computes
     our EMA net's outputs, and imports back into the same train state; the prior is the

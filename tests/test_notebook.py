@@ -4,6 +4,9 @@ import json
 import os
 
 import matplotlib
+import pytest
+
+pytestmark = pytest.mark.slow  # the package in subprocesses / end to end
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -63,6 +63,7 @@ def one_device_run(tmp_path_factory):
     return run.train(_config(20), str(wd))
 
 
+@pytest.mark.slow
 def test_eight_devices_equal_one_and_restore_on_one(tmp_path, one_device_run):
     assert jax.device_count() == 1
     wd = str(tmp_path / "eight")
@@ -73,6 +74,7 @@ def test_eight_devices_equal_one_and_restore_on_one(tmp_path, one_device_run):
     _close(eight.ema_params, one_device_run.ema_params)
 
 
+@pytest.mark.slow
 def test_save_on_eight_continue_on_one(tmp_path, one_device_run):
     wd = str(tmp_path / "moved")
     _wait(_cli(wd, "--config.train.num_steps=10"))
@@ -80,6 +82,7 @@ def test_save_on_eight_continue_on_one(tmp_path, one_device_run):
     _close(resumed.params, one_device_run.params)
 
 
+@pytest.mark.slow
 def test_batch_not_divisible_by_devices_names_both_numbers(tmp_path):
     proc = _cli(str(tmp_path), "--config.train.batch_size=100")
     _, err = proc.communicate(timeout=120)
@@ -87,6 +90,7 @@ def test_batch_not_divisible_by_devices_names_both_numbers(tmp_path):
     assert "train.batch_size = 100" in err and "number of devices (8)" in err
 
 
+@pytest.mark.slow
 def test_two_processes_with_jax_distributed_match_one(tmp_path, one_device_run):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

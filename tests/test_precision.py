@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from fdrl_jax import configlib, flow_lib, train
 from fdrl_jax.experiment import build_experiment
@@ -17,6 +18,7 @@ def _image_config(precision: str):
     return c
 
 
+@pytest.mark.slow
 def test_bf16_and_float32_flows_agree_on_a_small_resnet():
     # Stated tolerances (bf16 keeps 8 mantissa bits): outputs within 2% of their spread, the
     # potential's input gradient within 10% (relative L2; measured 6.5% on this random net),

@@ -12,6 +12,7 @@ from fdrl_jax.models import MLP
 MU = jnp.array([0.5, 0.0])  # q = N(MU, I) over p = N(0, I): log r(x) = MU·x − |MU|²/2
 
 
+@pytest.mark.slow  # 1,500 Adam steps per loss
 @pytest.mark.parametrize("loss_name", ["lsif", "lr", "kliep"])
 def test_minimiser_recovers_the_analytic_ratio(loss_name):
     model, key = MLP(), jax.random.PRNGKey(0)

@@ -157,6 +157,7 @@ def _input_grad(apply, x):
     return jax.grad(lambda z: jnp.sum(apply(z)))(jnp.asarray(x))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "arch,sn", [("cifar10", False), ("cifar10", True), ("celeba64", False),
                 ("church128", False), ("cat2dog", True)],
@@ -194,6 +195,7 @@ def test_spec_nets_match_torch_and_start_with_its_gradient_scale(arch, sn):
     assert 0.5 <= ratio <= 2.0, (norms, ratio)
 
 
+@pytest.mark.slow
 def test_state_dict_round_trip_and_mismatch_errors():
     model = ResNetEstimator(arch="cat2dog")  # spectral norm and attention
     v = converge_spectral_norms(dict(model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)))))

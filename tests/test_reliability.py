@@ -80,6 +80,7 @@ def _logged_steps(workdir):
     return steps[-1]
 
 
+@pytest.mark.slow
 def test_sigterm_saves_exits_zero_and_resumes_exactly(tmp_path):
     steps = 4000
     wd = str(tmp_path / "run")
@@ -103,6 +104,7 @@ def test_sigterm_saves_exits_zero_and_resumes_exactly(tmp_path):
     assert _equal(_final_state(wd, steps), reference)
 
 
+@pytest.mark.slow
 def test_random_sigkills_always_resume_from_a_valid_checkpoint(tmp_path):
     steps, wd = 800, str(tmp_path / "run")
     rng = random.Random(0)

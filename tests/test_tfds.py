@@ -43,6 +43,7 @@ def _raw(name, n):
 NUM = 64
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_mock_tfds_through_spec_preprocessing_into_training(name, tmp_path):
     config = _config(name)

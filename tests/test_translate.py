@@ -64,6 +64,7 @@ def test_dataset_prior_errors_name_the_section():
         build_experiment(config)
 
 
+@pytest.mark.slow
 def test_translate_a_tiny_digits_pair(tmp_path, monkeypatch):
     from sklearn.linear_model import LogisticRegression
 
