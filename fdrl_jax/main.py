@@ -16,6 +16,7 @@ from ml_collections import config_flags
 
 from fdrl_jax import parallel, run
 from fdrl_jax.errors import MissingFileError, UserError
+from fdrl_jax.run import workdir as workdir_lib
 
 config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (configs/*.py[:arg]).", lock_config=True
@@ -23,8 +24,8 @@ config_flags.DEFINE_config_file(
 flags.DEFINE_string(
     "workdir",
     None,
-    "Run directory: config.json, checkpoints/, metrics.jsonl, "
-    "samples/, eval/. Reusing it resumes from the latest checkpoint.",
+    "Run directory, local or a bucket (gs://bucket/path): config.json, checkpoints/, "
+    "metrics.jsonl, samples/, eval/. Reusing it resumes from the latest checkpoint.",
 )
 flags.DEFINE_enum(
     "mode",
@@ -91,7 +92,9 @@ def main(argv) -> None:
         parallel.initialize(
             FLAGS.distributed, FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
         )
-        run.MODES[FLAGS.mode](FLAGS.config, os.path.abspath(FLAGS.workdir))
+        # A local directory (made absolute) or a bucket URI such as gs://bucket/runs/x.
+        workdir = workdir_lib.resolve(FLAGS.workdir)
+        run.MODES[FLAGS.mode](FLAGS.config, workdir)
     except UserError as e:
         if FLAGS.debug or _debugging([]):
             raise

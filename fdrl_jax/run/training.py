@@ -173,6 +173,7 @@ def train(config, workdir: str) -> TrainState:
                         summaries.write_scalars(step, m)
                 if save:
                     ckpt.save(step, state)
+                    log.sync()  # a bucket's log object matches its newest checkpoint
                 if step % t.sample_every == 0 or step == t.num_steps:
                     # The same prior draw every time, so grids show how the model evolves.
                     x = parallel.to_host(sample_fn(state.ema_variables, sample_key, num_shown))
@@ -184,6 +185,7 @@ def train(config, workdir: str) -> TrainState:
                             plotting.scatter_over_data(
                                 x, plot_data, path, title=f"EMA samples, step {step}"
                             )
+                        log.sync()
                         plotting.loss_curves(log.path, os.path.join(workdir, "metrics.png"))
                 if stopping:
                     break
