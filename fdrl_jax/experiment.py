@@ -73,10 +73,16 @@ def fit_data(data, n: int, seed: int, batch_size: int = 1000):
     return [np.asarray(data.sample(key, n))], n
 
 
+# Data fields that say how the images reach the devices and where TFDS keeps them, not what
+# the data is: they change neither a fitted prior nor the trained model.
+INPUT_PATH_FIELDS = ("pipeline", "device_memory_fraction", "prefetch", "tfds_data_dir")
+
+
 def prior_fingerprint(config) -> str:
     """What a fitted prior depends on: the data and prior sections (and the seed)."""
+    data = {k: v for k, v in config.data.to_dict().items() if k not in INPUT_PATH_FIELDS}
     return json.dumps(
-        {"data": config.data.to_dict(), "prior": config.prior.to_dict(), "seed": config.seed},
+        {"data": data, "prior": config.prior.to_dict(), "seed": config.seed},
         sort_keys=True,
         default=str,
     )
@@ -112,7 +118,7 @@ def build_experiment(config, prior_cache: PriorCache | None = None) -> Experimen
     """Validate `config` and build everything a run needs from it (a fitted prior is taken
     from, or stored in, `prior_cache` when given)."""
     configlib.validate(config)
-    data = build_data(config.data)
+    data = build_data(config.data, allow_stream=True)  # streamed when data.pipeline says so
     configlib.validate_for_data(config, data.shape)
     return Experiment(
         config=config,

@@ -14,6 +14,7 @@ import optax
 from flax import struct
 
 from fdrl_jax import flow_lib, parallel, sampling
+from fdrl_jax.data import streaming
 from fdrl_jax.models import converge_spectral_norms
 
 Array = jax.Array
@@ -159,7 +160,10 @@ def train_step(
 
 
 def make_step_fn(exp, mesh=None) -> tuple[Callable, Callable]:
-    """(jitted state -> (state, metrics) drawing its own data batch, optimiser).
+    """(jitted step, optimiser). The step is state -> (state, metrics), drawing its own data
+    batch from the device-resident set; for streamed data (`data/streaming.py`) it is
+    (state, batch) -> (state, metrics), with the `StreamedBatch` of the state's step
+    (`make_batch_stream`).
 
     The step's keys are `fold_in(root, step)`, so a resumed run repeats an uninterrupted one.
     On a `mesh`, the state is replicated and the batch sharded over its `data` axis; the
@@ -185,22 +189,38 @@ def make_step_fn(exp, mesh=None) -> tuple[Callable, Callable]:
         update_stats=exp.update_stats,
         **({"constrain": parallel.batch_constraint(mesh)} if mesh is not None else {}),
     )
+    streamed = streaming.is_streamed(exp.data)
     shardings = {}
     if mesh is not None:
         parallel.check_batch(c.train.batch_size, mesh)
         repl = parallel.replicated(mesh)
-        shardings = {"in_shardings": (repl, repl, repl), "out_shardings": (repl, repl)}
+        data_sharding = parallel.batch_sharded(mesh) if streamed else repl
+        shardings = {"in_shardings": (repl, repl, data_sharding), "out_shardings": (repl, repl)}
 
     @functools.partial(jax.jit, donate_argnums=0, **shardings)
     def step_fn(state, prior, data):
         k_data = jax.random.fold_in(jax.random.fold_in(root, STREAM_DATA), state.step)
         k_train = jax.random.fold_in(jax.random.fold_in(root, STREAM_TRAIN), state.step)
+        # A streamed batch holds the rows this key draws from the set, and augments them.
         x_p = data.sample(k_data, c.train.batch_size)
         new, metrics = step(state, prior, x_p, k_train)
         metrics["lr"] = schedule(state.step) * state.lr_scale
         return new, metrics
 
+    if streamed:
+        return (lambda state, batch: step_fn(state, exp.prior, batch)), tx
     return (lambda state: step_fn(state, exp.prior, exp.data)), tx
+
+
+def make_batch_stream(exp, mesh=None) -> streaming.BatchStream:
+    """The training batches of streamed data (`exp.data` a `HostImageData`), by step, keyed
+    as `make_step_fn` keys them: `stream.get(s)` is the batch of the step from state.step = s."""
+    c = exp.config
+    data_key = jax.random.fold_in(jax.random.PRNGKey(c.seed), STREAM_DATA)
+    sharding = parallel.batch_sharded(mesh) if mesh is not None else None
+    return streaming.BatchStream(
+        exp.data, data_key, c.train.batch_size, sharding, prefetch=c.data.prefetch
+    )
 
 
 def initial_state(exp, tx, mesh=None) -> TrainState:

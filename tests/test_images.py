@@ -166,17 +166,6 @@ def test_empty_missing_mismatched_and_wrong_channel_data_are_clear_errors(tmp_pa
         build_data(data_cfg(name="npz"))
 
 
-def test_tfds_without_tensorflow_datasets_says_how_to_get_it():
-    try:
-        import tensorflow_datasets  # noqa: F401
-
-        pytest.skip("tensorflow-datasets is installed here")
-    except ImportError:
-        pass
-    with pytest.raises(ImportError, match="pip install"):
-        build_data(data_cfg(name="tfds", tfds_name="cifar10"))
-
-
 def test_resnet_on_vector_data_and_unknown_arch_are_clear_errors():
     from fdrl_jax.experiment import build_experiment
 
@@ -204,23 +193,27 @@ def test_ml_collections_dict_is_accepted_by_the_loaders():
     assert data.shape == (16, 16, 3)
 
 
-def test_tfds_images_of_mixed_sizes_are_preprocessed_as_they_stream(monkeypatch):
-    # A stand-in for tensorflow_datasets (not installed in tests): LSUN-like mixed sizes.
-    import sys
+@pytest.mark.parametrize("reported", [0, 3, 4, 9])  # unknown, too few, exact, too many
+def test_tfds_images_are_preprocessed_as_they_stream_into_one_array(monkeypatch, reported):
+    # The loader's own logic, with a stand-in for TFDS (the real one: tests/test_tfds.py):
+    # LSUN-like mixed sizes, and a split size that TFDS may report wrong or not at all.
     import types
+
+    from fdrl_jax.data import tfds_source
 
     examples = [
         {"image": np.full((150, 200, 3), 10 * i, np.uint8), "label": i} for i in range(3)
     ] + [{"image": np.full((140, 140, 3), 99, np.uint8), "label": 3}]
-    fake = types.SimpleNamespace(
-        load=lambda name, split, as_supervised: (name, split),
-        as_numpy=lambda ds: iter(examples),
+    splits = {"train": types.SimpleNamespace(num_examples=reported)} if reported else {}
+    builder = types.SimpleNamespace(
+        as_dataset=lambda split: examples, info=types.SimpleNamespace(splits=splits)
     )
-    monkeypatch.setitem(sys.modules, "tensorflow_datasets", types.ModuleType("tfds"))
-    sys.modules["tensorflow_datasets"].__dict__.update(vars(fake))
+    fake = types.SimpleNamespace(builder=lambda name, data_dir: builder, as_numpy=iter)
+    monkeypatch.setattr(tfds_source, "import_tfds", lambda: fake)
     data = build_data(data_cfg(name="tfds", tfds_name="lsun/church_outdoor", resize=16, size=16))
     assert data.shape == (16, 16, 3) and len(data) == 4
     assert np.asarray(data.labels).tolist() == [0, 1, 2, 3]
+    np.testing.assert_array_equal(np.asarray(data.images)[:, 8, 8, 0], [0, 10, 20, 99])
     with pytest.raises(ValueError, match="differ in size"):
         build_data(data_cfg(name="tfds", tfds_name="lsun/church_outdoor"))
 

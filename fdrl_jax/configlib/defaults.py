@@ -24,6 +24,7 @@ from fdrl_jax.configlib.fields import (
     registered,
     string,
 )
+from fdrl_jax.data.streaming import PIPELINES
 from fdrl_jax.errors import ConfigError
 from fdrl_jax.models import ARCHS
 
@@ -43,6 +44,9 @@ def data_fields(name: str, names=data.DATASETS, kind: str = "dataset") -> dict:
         # npz (`{split}_jpeg`, `{split}_images`) and tfds
         "split": Field("train", lambda v: isinstance(v, str) and v != "", "a split, e.g. 'train'"),
         "tfds_name": string("", "a TFDS name"),  # e.g. cifar10, celeb_a, lsun/church_outdoor
+        # TFDS's data_dir, where `tfds build` prepared it ("": $TFDS_DATA_DIR or
+        # ~/tensorflow_datasets); training never downloads
+        "tfds_data_dir": string("", "a directory path"),
         # Image preprocessing as the reference's torchvision transforms, in this order (0 =
         # skip): center crop, resize (bilinear, antialiased) the shorter side to `resize` (or,
         # with keep_aspect = False, both sides), center crop to `size`. CelebA: 140 / 64 / 64;
@@ -58,6 +62,14 @@ def data_fields(name: str, names=data.DATASETS, kind: str = "dataset") -> dict:
         "synthetic_count": integer(256, 2, 10**7),  # synthetic: number of images
         # keep only images with these labels (e.g. (3,) for CIFAR-10 cats); () = all
         "classes": int_tuple((), 0, "a tuple of class labels >= 0, e.g. (3, 5)"),
+        # How training images reach the devices (data/streaming.py): "device" keeps the uint8
+        # set on every device; "stream" keeps it on the host and sends each batch, `prefetch`
+        # batches ahead; "auto" streams a set larger than `device_memory_fraction` of one
+        # device's memory (a CPU reports none: an assumed 8 GiB). Same batches either way.
+        # (prior.source, a dataset prior, is always kept on the device.)
+        "pipeline": one_of("auto", PIPELINES),
+        "device_memory_fraction": number(0.25, lambda v: 0 < v <= 1, "in (0, 1]"),
+        "prefetch": integer(2, 1, 1024),
     }
 
 

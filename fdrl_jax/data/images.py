@@ -6,12 +6,15 @@ the jitted train step): draw indices, random horizontal flip, scale to [-1, 1], 
 dequantisation noise σ = 0.03. Keeping the uint8 set on the device means the accelerator never
 waits on the host between steps, the draw is deterministic for the step's key, and on a mesh
 each device gathers only its own shard of the batch. The cost is device memory: 150 MB for
-CIFAR-10, 6.2 GB for LSUN Church at 128² (per device).
+CIFAR-10, 6.2 GB for LSUN Church at 128² (per device). Sets too large for that are kept on the
+host and streamed instead (`data/streaming.py`, selected by `data.pipeline`), with the same
+batches.
 
 Sources: `digits` (scikit-learn's 8×8 handwritten digits, shipped with scikit-learn), `npz`
 (uint8 NHWC with optional labels, or JPEGs in `{split}_jpeg` + `{split}_offsets`), `folder`
-(image files, optionally one subfolder per class), `tfds` (TensorFlow Datasets, imported lazily) and
-`synthetic` (small random shapes, for smoke runs of the big configs without their data).
+(image files, optionally one subfolder per class), `tfds` (TensorFlow Datasets, imported
+lazily: `data/tfds_source.py`) and `synthetic` (small random shapes, for smoke runs of the big
+configs without their data).
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from flax import struct
 from PIL import Image, UnidentifiedImageError
 from sklearn.datasets import load_digits
 
-from fdrl_jax.errors import ConfigError, DataError, MissingDependencyError, MissingFileError
+from fdrl_jax.data.tfds_source import load_tfds
+from fdrl_jax.errors import ConfigError, DataError, MissingFileError
 
 Array = jax.Array
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -54,15 +58,9 @@ class ImageData:
         return int(self.images.shape[0])
 
     def sample_with_labels(self, key: Array, n: int) -> tuple[Array, Array]:
-        k_idx, k_flip, k_noise = jax.random.split(key, 3)
+        k_idx, k_aug = split_sample_key(key)
         idx = jax.random.randint(k_idx, (n,), 0, self.images.shape[0])
-        x = to_unit_range(self.images[idx])
-        if self.flip:
-            flip = jax.random.bernoulli(k_flip, 0.5, (n, 1, 1, 1))
-            x = jnp.where(flip, x[:, :, ::-1, :], x)
-        if self.dequant_std > 0:
-            x = x + self.dequant_std * jax.random.normal(k_noise, x.shape, x.dtype)
-        return x, self.labels[idx]
+        return augment(self.images[idx], k_aug, self.flip, self.dequant_std), self.labels[idx]
 
     def sample(self, key: Array, n: int) -> Array:
         return self.sample_with_labels(key, n)[0]
@@ -72,6 +70,27 @@ class ImageData:
         images = np.asarray(self.images)
         for i in range(0, images.shape[0], batch_size):
             yield np.asarray(to_unit_range(images[i : i + batch_size]))
+
+
+def split_sample_key(key: Array) -> tuple[Array, Array]:
+    """(index key, augmentation key) of a batch draw. The streaming input path
+    (`data/streaming.py`) draws its indices on the host and augments on the device with these
+    same keys, so both paths give the same batch for a key."""
+    k_idx, k_flip, k_noise = jax.random.split(key, 3)
+    return k_idx, jnp.stack([k_flip, k_noise])
+
+
+def augment(images: Array, key: Array, flip: bool = True, dequant_std: float = 0.03) -> Array:
+    """uint8 (n, H, W, C) -> the SPEC's training batch: random horizontal flips, [-1, 1],
+    Gaussian dequantisation noise (no clamp). `key` is `split_sample_key`'s second key."""
+    k_flip, k_noise = key[0], key[1]
+    x = to_unit_range(images)
+    if flip:
+        flips = jax.random.bernoulli(k_flip, 0.5, (x.shape[0], 1, 1, 1))
+        x = jnp.where(flips, x[:, :, ::-1, :], x)
+    if dequant_std > 0:
+        x = x + dequant_std * jax.random.normal(k_noise, x.shape, x.dtype)
+    return x
 
 
 def to_unit_range(x):
@@ -140,6 +159,12 @@ def _to_array(img, channels: int) -> np.ndarray:
     return x[..., None] if x.ndim == 2 else x
 
 
+def _process_image(im: np.ndarray, cfg, channels: int) -> np.ndarray:
+    """One uint8 HWC (or HW) image through the config's preprocessing."""
+    pil = Image.fromarray(im[..., 0] if im.ndim == 3 and im.shape[-1] == 1 else im)
+    return _to_array(preprocess(pil, **preprocess_args(cfg)), channels)
+
+
 def _process_array(x: np.ndarray, cfg) -> np.ndarray:
     """Apply the config's crop / resize / channel conversion to a uint8 NHWC array."""
     args = preprocess_args(cfg)
@@ -153,11 +178,7 @@ def _process_array(x: np.ndarray, cfg) -> np.ndarray:
     same_size = size == 0 or x.shape[1:3] == (size, size)
     if not (crop_first or resize) and same_size and channels == x.shape[-1]:
         return x  # nothing to do: skip the per-image round trip through PIL
-    out = []
-    for im in x:
-        pil = Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im)
-        out.append(_to_array(preprocess(pil, **args), channels))
-    return np.stack(out)
+    return np.stack([_process_image(im, cfg, channels) for im in x])
 
 
 # ----------------------------------------------------------------------------- sources
@@ -184,9 +205,13 @@ def load_npz_images(path: str, split: str = "train", key: str | None = None):
 
     Array names tried: `key`, then `images`, `x`, `{split}_images`, or the only 4-D array;
     labels from `labels`, `y` or `{split}_labels`. The JPEG layout `{split}_jpeg` +
-    `{split}_offsets` (a CIFAR-10 re-encoding) is decoded.
+    `{split}_offsets` (a CIFAR-10 re-encoding) is decoded. A `.npy` (images only, no labels)
+    is memory-mapped, not read: with the streaming input path (`data.pipeline`) a set larger
+    than the host's memory then trains from the disk's page cache.
     """
     _require_file(path, "an .npz of uint8 images (N, H, W, C)")
+    if path.endswith(".npy"):
+        return _check_images(path, np.load(path, mmap_mode="r"), None)
     with np.load(path) as z:
         names = set(z.files)
         if f"{split}_jpeg" in names and f"{split}_offsets" in names:
@@ -204,6 +229,10 @@ def load_npz_images(path: str, split: str = "train", key: str | None = None):
             x = z[found[0]]
         label_name = next((n for n in ("labels", "y", f"{split}_labels") if n in names), None)
         y = z[label_name].astype(np.int32) if label_name else None
+    return _check_images(path, x, y)
+
+
+def _check_images(path: str, x: np.ndarray, y: np.ndarray | None):
     if x.ndim == 3:  # (N, H, W) grey
         x = x[..., None]
     if x.ndim != 4 or x.dtype != np.uint8:
@@ -266,38 +295,6 @@ def load_image_folder(path: str, cfg) -> tuple[np.ndarray, np.ndarray | None]:
     return x, y
 
 
-def load_tfds(name: str, split: str, cfg) -> tuple[np.ndarray, np.ndarray | None]:
-    """A TFDS dataset as uint8 NHWC (+ labels when it has them). Needs tensorflow-datasets.
-
-    Each image is preprocessed as it streams in, so sets of mixed sizes (LSUN) stack and only
-    the preprocessed set is ever held in memory."""
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError as e:
-        raise MissingDependencyError(
-            f"Dataset {name!r} comes from TensorFlow Datasets, which is not installed: "
-            "`pip install tensorflow-datasets tensorflow-cpu` (or `pip install -e .[tfds]`), "
-            "or convert the images to an .npz / folder and use data.name = 'npz' / 'folder'."
-        ) from e
-    ds = tfds.load(name, split=split, as_supervised=False)
-    channels = cfg.get("channels", 0) or 3
-    xs, ys = [], []
-    for ex in tfds.as_numpy(ds):
-        img = np.asarray(ex["image"])
-        pil = Image.fromarray(img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img)
-        xs.append(_to_array(preprocess(pil, **preprocess_args(cfg)), channels))
-        if "label" in ex:
-            ys.append(ex["label"])
-    if not xs:
-        return np.zeros((0, 1, 1, channels), np.uint8), None
-    if len({x.shape for x in xs}) > 1:
-        raise DataError(
-            f"TFDS {name!r} images differ in size after preprocessing; set data.resize and "
-            "data.size (e.g. 128 and 128 for LSUN)."
-        )
-    return np.stack(xs), (np.asarray(ys, np.int32) if ys else None)
-
-
 def synthetic_images(n: int, size: int, channels: int, seed: int = 0) -> np.ndarray:
     """n random discs on a gradient background: a stand-in of any size for smoke runs."""
     rng = np.random.default_rng(seed)
@@ -322,8 +319,9 @@ def _require_file(path: str, what: str) -> None:
 IMAGE_SOURCES = ("digits", "npz", "folder", "tfds", "synthetic")
 
 
-def load_images(cfg) -> ImageData:
-    """The image dataset the data config names, preprocessed and checked."""
+def load_image_arrays(cfg) -> tuple[np.ndarray, np.ndarray, int]:
+    """(uint8 NHWC images, int32 labels (-1 where none), class count) of the image dataset the
+    data config names, preprocessed, narrowed to `classes` and checked; on the host."""
     name, split = cfg.name, cfg.get("split", "train")
     if name == "digits":
         x, y = load_digits_images()
@@ -334,7 +332,13 @@ def load_images(cfg) -> ImageData:
     elif name == "folder":
         x, y = load_image_folder(cfg.get("path", ""), cfg)
     elif name == "tfds":
-        x, y = load_tfds(cfg.get("tfds_name", ""), split, cfg)
+        channels = cfg.get("channels", 0) or 3
+        x, y = load_tfds(
+            cfg.get("tfds_name", ""),
+            split,
+            cfg.get("tfds_data_dir", ""),
+            lambda im: _process_image(im, cfg, channels),
+        )
     elif name == "synthetic":
         size = cfg.get("size", 0) or 32
         x, y = (
@@ -359,13 +363,29 @@ def load_images(cfg) -> ImageData:
     if y is None:
         y = np.full((x.shape[0],), -1, np.int32)
     logging.info("Loaded %d images of shape %s from %s", x.shape[0], x.shape[1:], name)
+    return x, y, num_classes
+
+
+def augmentation_args(cfg) -> dict:
+    """The `flip` / `dequant_std` of an image set built from a data config section."""
+    return {"flip": bool(cfg.get("flip", True)), "dequant_std": float(cfg.get("dequant_std", 0.03))}
+
+
+def to_image_data(x: np.ndarray, y: np.ndarray, num_classes: int, cfg) -> ImageData:
+    """`load_image_arrays`'s host arrays as an `ImageData` on the device, augmented as the data
+    config says."""
     return ImageData(
         images=jnp.asarray(x),
         labels=jnp.asarray(y),
         num_classes=num_classes,
-        flip=bool(cfg.get("flip", True)),
-        dequant_std=float(cfg.get("dequant_std", 0.03)),
+        **augmentation_args(cfg),
     )
+
+
+def load_images(cfg) -> ImageData:
+    """The image dataset the data config names, preprocessed and checked, on the device (the
+    streaming input path's loader is `data.streaming.load_training_images`)."""
+    return to_image_data(*load_image_arrays(cfg), cfg)
 
 
 def load_image_set(base, path: str, key: str | None = None) -> Array:

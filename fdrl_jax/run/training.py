@@ -16,13 +16,21 @@ from absl import logging
 
 from fdrl_jax import parallel
 from fdrl_jax.data import is_image_data
+from fdrl_jax.data.streaming import is_streamed
 from fdrl_jax.errors import DivergenceError
 from fdrl_jax.run import plotting
 from fdrl_jax.run import workdir as workdir_lib
 from fdrl_jax.run.checkpoints import Checkpointer
 from fdrl_jax.run.multihost import StopRequests
+from fdrl_jax.run.summaries import open_writer, write_image_file
 from fdrl_jax.sampling import make_sample_fn
-from fdrl_jax.train import TrainState, initial_state, make_step_fn, state_template
+from fdrl_jax.train import (
+    TrainState,
+    initial_state,
+    make_batch_stream,  # streamed data (data/streaming.py)
+    make_step_fn,
+    state_template,
+)
 
 
 def _step_of(state: TrainState) -> int:
@@ -64,16 +72,6 @@ def _divergence_message(step: int, m: dict, workdir: str) -> str:
     )
 
 
-def _summary_writer(workdir: str):
-    """clu's TensorBoard writer where TensorFlow is installed, else None (metrics.jsonl and
-    metrics.png always hold the same numbers)."""
-    try:
-        from clu import metric_writers
-    except ImportError:
-        return None
-    return metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard"))
-
-
 def train(config, workdir: str) -> TrainState:
     """Train (or resume) the run in `workdir`; returns the final state.
 
@@ -108,7 +106,9 @@ def train(config, workdir: str) -> TrainState:
         if images
         else jax.device_get(exp.data.sample(jax.random.PRNGKey(config.eval.seed), 2000))
     )
-    summaries = _summary_writer(workdir) if main else None
+    summaries = open_writer(workdir) if main else None  # TensorBoard (run/summaries.py)
+    # Streamed data (data/streaming.py): each step's batch comes from a prefetching stream.
+    stream = make_batch_stream(exp, mesh) if is_streamed(exp.data) else None
     progress = Progress(_step_of(state), t.num_steps)
     rollbacks = 0
 
@@ -117,7 +117,10 @@ def train(config, workdir: str) -> TrainState:
             step, iteration = _step_of(state), 0
             while step < t.num_steps:
                 step, iteration = step + 1, iteration + 1
-                state, metrics = step_fn(state)
+                if stream is None:
+                    state, metrics = step_fn(state)
+                else:
+                    state, metrics = step_fn(state, stream.get(step - 1))
                 # Decided once per iteration, the same on every process: a signal landing
                 # later is handled (step, save, stop) in a next one, never between a save
                 # and the exit.
@@ -168,6 +171,8 @@ def train(config, workdir: str) -> TrainState:
                             )
                         log.sync()
                         plotting.loss_curves(log.path, os.path.join(workdir, "metrics.png"))
+                        if summaries is not None:
+                            write_image_file(summaries, step, "samples", path)
                 if stopping:
                     break
             if stop.received:
@@ -180,6 +185,8 @@ def train(config, workdir: str) -> TrainState:
     finally:
         log.close()
         ckpt.close()
+        if stream is not None:
+            stream.close()
         if summaries is not None:
             summaries.close()
     return state

@@ -39,7 +39,7 @@ from etils import epath
 
 from fdrl_jax import parallel
 from fdrl_jax.errors import WorkdirError
-from fdrl_jax.experiment import Experiment, build_experiment
+from fdrl_jax.experiment import INPUT_PATH_FIELDS, Experiment, build_experiment
 from fdrl_jax.priors import FullCovariancePrior, LowRankPrior
 
 PathLike = str | os.PathLike
@@ -54,6 +54,8 @@ INFERENCE_SECTIONS = (
     "classifier.",
     "conditional.",
     "translate.",
+    # How the images reach the devices, and where TFDS keeps them (not the data itself).
+    *(f"{sec}.{f}" for sec in ("data", "prior.source") for f in INPUT_PATH_FIELDS),
 )
 
 
