@@ -22,6 +22,7 @@ from ml_collections import config_flags
 
 from fdrl_jax.errors import ConfigError, MissingFileError, UserError
 from fdrl_jax.run import convert
+from fdrl_jax.run import workdir as workdir_lib
 
 config_flags.DEFINE_config_file(
     "config", None, "The run's config file (configs/*.py[:arg]).", lock_config=True
@@ -72,7 +73,7 @@ def _run(path: str) -> None:
     source, target = FLAGS["from"].value, FLAGS.to
     if (source is None) == (target is None):
         raise ConfigError("Give one of --from=reference (import) or --to=npz|reference (export).")
-    workdir = os.path.abspath(FLAGS.workdir)
+    workdir = workdir_lib.resolve(FLAGS.workdir)  # a local directory (absolute) or a bucket URI
     if source == "reference":
         convert.import_reference(FLAGS.config, workdir, path, FLAGS.prior)
     elif target == "npz":

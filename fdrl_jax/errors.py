@@ -36,6 +36,10 @@ class MissingDependencyError(UserError, ImportError):
     """An optional dependency (TensorFlow Datasets, torch, ...) is needed and not installed."""
 
 
+class ConfigMismatchError(UserError, ValueError):
+    """The processes of one multi-process run were started with different settings."""
+
+
 class DivergenceError(UserError, FloatingPointError):
     """Training or a flow diverged (a non-finite loss, gradient or sample, or an exploding
     estimator); the message names the settings to lower."""

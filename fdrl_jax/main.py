@@ -2,20 +2,25 @@
 
 Flags, the multi-process set-up and dispatch to `run.MODES` only. An error in what the user
 asked for (`errors.UserError`: an invalid config, a missing or malformed data file, an
-unwritable workdir, no checkpoint, ...) prints its message alone and exits with status 2;
-`--debug` (or FDRL_DEBUG=1) shows its traceback too. Any other error keeps its traceback.
+unwritable workdir, no checkpoint, processes started with different settings, ...) prints its
+message alone and exits with status 2; `--debug` (or FDRL_DEBUG=1) shows its traceback too.
+Any other error keeps its traceback. On several processes, a process that is lost or stops
+with an error makes the others exit with status 75 (`run/multihost.py`).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from fdrl_jax import parallel, run
 from fdrl_jax.errors import MissingFileError, UserError
+from fdrl_jax.run import multihost
+from fdrl_jax.run import workdir as workdir_lib
 
 config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (configs/*.py[:arg]).", lock_config=True
@@ -23,8 +28,8 @@ config_flags.DEFINE_config_file(
 flags.DEFINE_string(
     "workdir",
     None,
-    "Run directory: config.json, checkpoints/, metrics.jsonl, "
-    "samples/, eval/. Reusing it resumes from the latest checkpoint.",
+    "Run directory, local or a bucket (gs://bucket/path): config.json, checkpoints/, "
+    "metrics.jsonl, samples/, eval/. Reusing it resumes from the latest checkpoint.",
 )
 flags.DEFINE_enum(
     "mode",
@@ -47,6 +52,12 @@ flags.DEFINE_string(
 )
 flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator_address).")
 flags.DEFINE_integer("process_id", None, "This process's index (with --coordinator_address).")
+flags.DEFINE_float(
+    "peer_timeout",
+    30.0,
+    "Multi-process runs: seconds without a heartbeat after which a process counts as lost "
+    "and the others exit (status 75) instead of waiting in a collective; 0 = off.",
+)
 flags.DEFINE_bool("debug", False, "Show the traceback of user errors too (also FDRL_DEBUG=1).")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
@@ -60,6 +71,16 @@ def _debugging(argv) -> bool:
 def _exit_with(error: UserError) -> None:
     print(f"Error: {error}", file=sys.stderr)
     sys.exit(USAGE_ERROR)
+
+
+def _report(error: BaseException) -> int:
+    """How a process of a multi-process run that stops with `error` reports it (the peer
+    watchdog then ends the process with the status returned): as `main` does on one."""
+    if isinstance(error, UserError) and not (FLAGS.debug or _debugging([])):
+        print(f"Error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    traceback.print_exception(error)
+    return 1
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -91,7 +112,13 @@ def main(argv) -> None:
         parallel.initialize(
             FLAGS.distributed, FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
         )
-        run.MODES[FLAGS.mode](FLAGS.config, os.path.abspath(FLAGS.workdir))
+        # A local directory (made absolute) or a bucket URI such as gs://bucket/runs/x.
+        workdir = workdir_lib.resolve(FLAGS.workdir)
+        # Before any collective: processes with different settings would hang or corrupt
+        # the run.
+        multihost.check_same_config(FLAGS.config, workdir=workdir, mode=FLAGS.mode)
+        with multihost.watch_peers(FLAGS.peer_timeout, report=_report):
+            run.MODES[FLAGS.mode](FLAGS.config, workdir)
     except UserError as e:
         if FLAGS.debug or _debugging([]):
             raise

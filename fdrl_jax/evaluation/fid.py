@@ -9,6 +9,7 @@ Flax net in tests; `inception.make_inception_feature_fn` gives the real one.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
@@ -16,6 +17,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 import scipy.linalg
+from etils import epath
 
 FeatureFn = Callable[[Any], Any]  # (B, ...) images → (B, D) features, numpy or jax
 ImageSource = np.ndarray | jax.Array | Iterable[Any]
@@ -72,21 +74,24 @@ def statistics_from_features(features: Any) -> Statistics:
 
 
 def save_statistics(path: str | os.PathLike, stats: Statistics) -> str:
-    """Writes `mu` and `sigma` to an `.npz` that pytorch-fid reads too; returns the path."""
+    """Writes `mu` and `sigma` to an `.npz` that pytorch-fid reads too (a local path or a
+    bucket URI); returns the path."""
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"  # np.savez would add it anyway; return the name that exists
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    np.savez(path, mu=np.asarray(stats.mu), sigma=np.asarray(stats.sigma))
+    buf = io.BytesIO()
+    np.savez(buf, mu=np.asarray(stats.mu), sigma=np.asarray(stats.sigma))
+    epath.Path(path).parent.mkdir(parents=True, exist_ok=True)  # a local path needs its folder
+    epath.Path(path).write_bytes(buf.getvalue())
     return path
 
 
 def load_statistics(path: str | os.PathLike) -> Statistics:
     """Reads an `.npz` with keys `mu` and `sigma` (ours or pytorch-fid's `--save-stats`)."""
     path = os.fspath(path)
-    if not os.path.exists(path):
+    if not epath.Path(path).exists():
         raise FileNotFoundError(f"No FID statistics file at {path!r}")
-    with np.load(path) as z:
+    with np.load(io.BytesIO(epath.Path(path).read_bytes())) as z:
         missing = {"mu", "sigma"} - set(z.files)
         if missing:
             raise ValueError(f"{path} lacks {sorted(missing)}; keys are {z.files}")

@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+from etils import epath
 
 from fdrl_jax import parallel
 from fdrl_jax.errors import NoCheckpointError
@@ -28,14 +29,16 @@ def _all_finite(tree) -> bool:
 class Checkpointer:
     """Saves the train state every call to `save`; restores the newest checkpoint.
 
-    Orbax writes each step to a temporary directory and renames it when complete, so a
+    Orbax writes each step to a temporary directory and renames it when complete (on a
+    bucket, which cannot rename, it commits with a `commit_success.txt` written last), so a
     checkpoint interrupted mid-write is never taken for a finished one.
     """
 
     def __init__(self, directory: str, max_to_keep: int = 3, create: bool = True):
-        self.directory = os.path.abspath(directory)
+        # A local path or a bucket URI: orbax takes both as an epath.Path.
+        self.directory = epath.Path(workdir_lib.resolve(directory))
         self._bad_steps: set[int] = set()
-        if not create and not os.path.isdir(self.directory):
+        if not create and not self.directory.is_dir():
             self._manager = None
             return
         self._manager = ocp.CheckpointManager(
@@ -88,12 +91,14 @@ class Checkpointer:
 
     def _quarantine(self, step: int) -> str:
         """Move a bad step aside (never delete it) so the step can be written again."""
-        dest_root = self.directory + "_corrupt"
-        os.makedirs(dest_root, exist_ok=True)
-        dest = os.path.join(dest_root, f"{step}_{len(os.listdir(dest_root))}")
-        os.rename(os.path.join(self.directory, str(step)), dest)
+        dest_root = self.directory.with_name(self.directory.name + "_corrupt")
+        dest_root.mkdir(parents=True, exist_ok=True)
+        # (on a bucket, an empty "directory" does not exist)
+        taken = len(list(dest_root.iterdir())) if dest_root.exists() else 0
+        dest = dest_root / f"{step}_{taken}"
+        (self.directory / str(step)).rename(dest)  # on a bucket: copies, then deletes
         self._manager.reload()
-        return dest
+        return os.fspath(dest)
 
     def save(self, step: int, state) -> None:
         if step in self._bad_steps:  # rewriting a step that failed to restore: keep the old one

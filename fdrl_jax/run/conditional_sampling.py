@@ -33,7 +33,7 @@ def conditional(config, workdir: str) -> dict:
     if not is_image_data(exp.data):
         raise DataError("--mode=conditional needs an image dataset with labels.")
     path = classifier_path(config, workdir)
-    if not os.path.exists(path):
+    if not workdir_lib.exists(path):
         raise MissingFileError(
             f"No classifier at {path}: train one with --mode=classifier (same --workdir), or "
             "set --config.classifier.path to a params .npz."
@@ -53,8 +53,6 @@ def conditional(config, workdir: str) -> dict:
     key = jax.random.PRNGKey(cc.seed)
     out = os.path.join(workdir, "eval", "conditional")
     main = parallel.is_main_process()
-    if main:
-        os.makedirs(out, exist_ok=True)
     judge = None
     if config.data.name == "digits":
         judge = lambda x: digits_classifier().predict(to_digit_pixels(x))  # noqa: E731
@@ -86,7 +84,7 @@ def conditional(config, workdir: str) -> dict:
         result["per_label"][str(y)] = entry
         rows.append(x[: cc.grid_size])
         if main:
-            np.savez(
+            workdir_lib.save_npz(
                 os.path.join(out, f"samples_label{y}.npz"),
                 samples=x,
                 images=to_uint8(x),

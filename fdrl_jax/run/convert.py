@@ -14,7 +14,6 @@ torch is needed for the two reference commands only (imported by `interop.torch_
 
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -188,8 +187,10 @@ def import_reference(config, workdir: str, checkpoint: str, prior: str | None = 
         "warnings": warnings,
         "reference_config": ckpt.config,
     }
-    with open(os.path.join(workdir, PROVENANCE), "w") as f:
-        json.dump(provenance, f, indent=2, default=str)
+    if parallel.is_main_process():
+        workdir_lib.write_json(
+            workdir_lib.path(workdir, PROVENANCE), provenance, indent=2, default=str
+        )
     logging.info("Imported %s (step %d) into %s", checkpoint, int(state.step), workdir)
     return state
 

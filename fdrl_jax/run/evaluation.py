@@ -104,7 +104,7 @@ def reference_statistics(config, exp, feature_fn, workdir: str) -> tuple[Statist
     eval/ under a name that says which feature net and how many images."""
     e = config.eval
     if e.fid_stats:
-        if not os.path.exists(e.fid_stats):
+        if not workdir_lib.exists(e.fid_stats):
             raise MissingFileError(
                 f"No FID statistics at eval.fid_stats={e.fid_stats!r}; give a .npz with `mu` "
                 "and `sigma`, or leave it empty to use the training data."
@@ -112,7 +112,7 @@ def reference_statistics(config, exp, feature_fn, workdir: str) -> tuple[Statist
         return load_statistics(e.fid_stats), e.fid_stats
     limit = min(e.reference_samples or len(exp.data), len(exp.data))
     path = os.path.join(workdir, "eval", f"reference_stats_{e.feature_net}_{limit}.npz")
-    if os.path.exists(path):
+    if workdir_lib.exists(path):
         return load_statistics(path), path
     stats = compute_statistics(
         exp.data.clean_batches(e.batch_size), feature_fn, e.batch_size, max_samples=limit
@@ -128,8 +128,6 @@ def evaluate_images(config, workdir: str, exp, state) -> dict:
     c, e = config, config.eval
     out = os.path.join(workdir, "eval")
     main = parallel.is_main_process()
-    if main:
-        os.makedirs(out, exist_ok=True)
     base = c.flow.num_steps + c.flow.kappa
     lengths = sorted({base, *(int(v) for v in e.fid_lengths)} if e.fid_lengths else {base})
     mesh = parallel.make_mesh()

@@ -12,6 +12,7 @@ from fdrl_jax import configlib, parallel
 from fdrl_jax.data import build_data
 from fdrl_jax.gan import build_discriminator, build_generator, train_gan
 from fdrl_jax.interop.npz import save_params
+from fdrl_jax.run import workdir as workdir_lib
 
 
 def gan(config, workdir: str) -> str:
@@ -39,6 +40,8 @@ def gan(config, workdir: str) -> str:
     if parallel.is_main_process():
         save_params(os.path.join(out, "generator.npz"), state.g_params)
         save_params(os.path.join(out, "discriminator.npz"), state.d_variables)
-        np.savez(path, samples=x.reshape(g.num_samples, *data.shape), latents=np.asarray(z))
+        workdir_lib.save_npz(
+            path, samples=x.reshape(g.num_samples, *data.shape), latents=np.asarray(z)
+        )
         logging.info("Wrote GAN params and %d samples to %s", g.num_samples, out)
     return path

@@ -20,17 +20,17 @@ from fdrl_jax.run.checkpoints import restore_for_inference
 
 
 def _load_samples(path: str, key: str):
-    if not path or not os.path.exists(path):
+    if not path or not workdir_lib.exists(path):
         raise MissingFileError(
             f"No samples file {path!r}: set --config.refine.input to an .npz "
             "holding the samples to refine (e.g. --mode=gan's)."
         )
-    with np.load(path) as z:
-        if key not in z.files:
-            raise DataError(
-                f"{path} has no array {key!r} (it holds {z.files}); set --config.refine.key"
-            )
-        return np.asarray(z[key], np.float32)
+    z = workdir_lib.load_npz(path)
+    if key not in z:
+        raise DataError(
+            f"{path} has no array {key!r} (it holds {sorted(z)}); set --config.refine.key"
+        )
+    return np.asarray(z[key], np.float32)
 
 
 def _variables(loaded: dict) -> dict:
@@ -105,7 +105,7 @@ def refine(config, workdir: str) -> dict:
     out = workdir_lib.write_results(os.path.join(workdir, "eval"), "refine", result)
     if not parallel.is_main_process():
         return result
-    np.savez(os.path.join(out, "refined.npz"), **arrays)
+    workdir_lib.save_npz(os.path.join(out, "refined.npz"), **arrays)
     if is_image_data(data_source):
         n = min(len(x), 32)  # rows of 8: before, then after
         pairs = np.concatenate([x[:n], refined[:n]])

@@ -11,6 +11,7 @@ from absl import logging
 from fdrl_jax import parallel
 from fdrl_jax.data import is_image_data, to_uint8
 from fdrl_jax.run import plotting
+from fdrl_jax.run import workdir as workdir_lib
 from fdrl_jax.run.checkpoints import restore_for_inference
 from fdrl_jax.sampling import make_sample_fn, sample_many
 
@@ -26,13 +27,12 @@ def sample(config, workdir: str) -> str:
     x = sample_many(sample_fn, state.ema_variables, key, n, config.sample.batch_size)
     path = os.path.join(workdir, "eval", "samples.npz")
     if parallel.is_main_process():
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         figure = os.path.join(workdir, "eval", "samples.png")
         if is_image_data(exp.data):
-            np.savez(path, samples=x, images=to_uint8(x), step=step)
+            workdir_lib.save_npz(path, samples=x, images=to_uint8(x), step=step)
             plotting.save_image_grid(x[: config.sample.grid_size], figure)
         else:
-            np.savez(path, samples=x, step=step)
+            workdir_lib.save_npz(path, samples=x, step=step)
             data = np.asarray(exp.data.sample(jax.random.PRNGKey(config.eval.seed), n))
             plotting.scatter_over_data(x, data, figure, title=f"{n} samples, step {step}")
         logging.info("Wrote %d samples to %s", n, path)

@@ -10,10 +10,12 @@ training-time sample grid (or the 2D scatter plot), as `samples`.
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
 from absl import logging
+from etils import epath
 from PIL import Image
 
 from fdrl_jax.data.tfds_source import import_tensorflow
@@ -39,8 +41,9 @@ def open_writer(workdir: str):
 
 
 def write_image_file(writer, step: int, name: str, path: str) -> None:
-    """A PNG the run saved (a sample grid or scatter plot), as an image summary."""
-    with Image.open(path) as img:
+    """A PNG the run saved (a sample grid or scatter plot), as an image summary. `path` may be
+    in a bucket (gs://...), as the work directory may."""
+    with Image.open(io.BytesIO(epath.Path(path).read_bytes())) as img:
         x = np.asarray(img.convert("RGB"), np.uint8)
     writer.write_images(step, {name: x[None]})
     writer.flush()

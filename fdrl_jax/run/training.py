@@ -1,15 +1,14 @@
 """`--mode=train`: the training loop (Algorithm 1 over `train.make_step_fn`), resumable.
 
 It writes the run directory (run/workdir.py), checkpoints every `train.checkpoint_every`
-steps, stops cleanly on SIGTERM / SIGINT (saving the step it is on), and guards against
-divergence (stop with a message, or roll back to the last checkpoint at a lower rate).
+steps, stops cleanly on SIGTERM / SIGINT (saving the step it is on; on several processes, the
+same step on every one: run/multihost.py), and guards against divergence (stop with a
+message, or roll back to the last checkpoint at a lower rate).
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
 
 import jax
@@ -22,6 +21,7 @@ from fdrl_jax.errors import DivergenceError
 from fdrl_jax.run import plotting
 from fdrl_jax.run import workdir as workdir_lib
 from fdrl_jax.run.checkpoints import Checkpointer
+from fdrl_jax.run.multihost import StopRequests
 from fdrl_jax.run.summaries import open_writer, write_image_file
 from fdrl_jax.sampling import make_sample_fn
 from fdrl_jax.train import (
@@ -61,26 +61,6 @@ class Progress:
             time.strftime("%H:%M:%S", time.gmtime(left)) if left == left else "?",
         )
         return rate
-
-
-class StopSignals:
-    """Turns SIGTERM / SIGINT (preemption, Ctrl-C) into a flag the loop checks between steps,
-    so the run saves a checkpoint and exits cleanly instead of dying mid-step."""
-
-    def __enter__(self):
-        self.received, self._previous = None, {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        del frame
-        self.received = signal.Signals(signum).name
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def _divergence_message(step: int, m: dict, workdir: str) -> str:
@@ -133,17 +113,18 @@ def train(config, workdir: str) -> TrainState:
     rollbacks = 0
 
     try:
-        with StopSignals() as stop:
-            step = _step_of(state)
+        with StopRequests() as stop:
+            step, iteration = _step_of(state), 0
             while step < t.num_steps:
-                step += 1
+                step, iteration = step + 1, iteration + 1
                 if stream is None:
                     state, metrics = step_fn(state)
                 else:
                     state, metrics = step_fn(state, stream.get(step - 1))
-                # Read the flag once: a signal landing later in this iteration is handled
-                # (step, save, stop) in the next one, never between a save and the exit.
-                stopping = stop.received is not None
+                # Decided once per iteration, the same on every process: a signal landing
+                # later is handled (step, save, stop) in a next one, never between a save
+                # and the exit.
+                stopping = stop.check(iteration)
                 save = step % t.checkpoint_every == 0 or step == t.num_steps or stopping
                 if step % t.log_every == 0 or save:
                     m = _to_host(metrics)
@@ -176,6 +157,7 @@ def train(config, workdir: str) -> TrainState:
                         summaries.write_scalars(step, m)
                 if save:
                     ckpt.save(step, state)
+                    log.sync()  # a bucket's log object matches its newest checkpoint
                 if step % t.sample_every == 0 or step == t.num_steps:
                     # The same prior draw every time, so grids show how the model evolves.
                     x = parallel.to_host(sample_fn(state.ema_variables, sample_key, num_shown))
@@ -187,6 +169,7 @@ def train(config, workdir: str) -> TrainState:
                             plotting.scatter_over_data(
                                 x, plot_data, path, title=f"EMA samples, step {step}"
                             )
+                        log.sync()
                         plotting.loss_curves(log.path, os.path.join(workdir, "metrics.png"))
                         if summaries is not None:
                             write_image_file(summaries, step, "samples", path)

@@ -91,7 +91,7 @@ def translate(config, workdir: str) -> dict:
         result["num_target_images"] = len(target)
     out = workdir_lib.write_results(os.path.join(workdir, "eval", "translate"), "translate", result)
     if parallel.is_main_process():
-        np.savez(
+        workdir_lib.save_npz(
             os.path.join(out, "translated.npz"),
             source=source,
             translated=translated,
