@@ -330,7 +330,9 @@ class FakeGCSFileSystem(AbstractFileSystem):
 
 def register() -> None:
     """Route `gs://` in this process to the fake: fsspec (etils.epath without TensorFlow) and
-    orbax's question about the bucket's hierarchical namespace (a fake bucket has none)."""
+    orbax's question about the bucket's hierarchical namespace (a fake bucket has none).
+    TensorBoard summaries are off: TensorFlow's writer reaches gs:// through its own GCS
+    client, which the fake cannot serve."""
     os.environ["EPATH_USE_TF"] = "false"  # epath picks tf.io.gfile for gs:// where TF exists
     from etils.epath import gpath
 
@@ -343,6 +345,9 @@ def register() -> None:
     from orbax.checkpoint._src.path import gcs_utils
 
     gcs_utils.is_hierarchical_namespace_enabled = lambda path: False
+    from fdrl_jax.run import training
+
+    training.open_writer = lambda workdir: None
 
 
 def env(root: str, server_url: str) -> dict[str, str]:

@@ -27,13 +27,14 @@ def bucket(tmp_path_factory):
     process, so one server serves every test here). Yields the bucket's local directory."""
     root = str(tmp_path_factory.mktemp("gcs"))
     os.makedirs(os.path.join(root, "bucket"))
-    saved = dict(os.environ)
+    saved, writer = dict(os.environ), training.open_writer
     with fake_gcs.FakeGCSServer(root) as server:
         os.environ.update(fake_gcs.env(root, server.url))
-        fake_gcs.register()
+        fake_gcs.register()  # also turns TensorBoard summaries off: put them back after
         yield os.path.join(root, "bucket")
     os.environ.clear()
     os.environ.update(saved)
+    training.open_writer = writer
 
 
 def _equal(a, b):
@@ -111,12 +112,7 @@ def test_metrics_log_appends_locally_and_rewrites_a_bucket_object(bucket, tmp_pa
 
 
 @pytest.mark.slow
-def test_train_resume_sample_and_eval_in_a_bucket(
-    bucket, smoke_config, tmp_path, capsys, monkeypatch
-):
-    # TensorFlow's summary writer reaches gs:// through its own GCS client, not the fake bucket
-    # (fsspec / tensorstore) this test serves; where TensorFlow is installed, no TensorBoard here.
-    monkeypatch.setattr(training, "open_writer", lambda workdir: None)
+def test_train_resume_sample_and_eval_in_a_bucket(bucket, smoke_config, tmp_path, capsys):
     smoke_config.prior.name = "ddp"  # a fitted prior, stored in the work directory
     wd = "gs://bucket/runs/smoke"
     t0 = time.time()
