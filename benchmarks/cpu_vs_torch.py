@@ -52,8 +52,7 @@ import jax.numpy as jnp  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fdrl_jax import divergences, train  # noqa: E402
-from fdrl_jax import flow_lib  # noqa: E402
+from fdrl_jax import divergences, flow_lib, train  # noqa: E402
 from fdrl_jax.models import ResNetEstimator  # noqa: E402
 from fdrl_jax.priors import gaussian_prior  # noqa: E402
 
