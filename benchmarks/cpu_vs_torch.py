@@ -1,7 +1,7 @@
 """One FDRL training iteration of the CIFAR-10 estimator on CPU: JAX against PyTorch (issue 14).
 
     python benchmarks/cpu_vs_torch.py [--batch=8] [--flow_steps=5] [--repeats=5]
-        [--conv_grad=xla,auto] [--spectral_norm] [--profile] [--xla_flags="..."]
+        [--conv_grad=xla,auto] [--spectral_norm] [--profile] [--threads=1] [--xla_flags="..."]
 
 An iteration is Algorithm 1 with LSIF-χ²: draw x0 ~ N(0, I) clamped to [-1, 1], flow it
 K steps (x ← x − η ∇ₓ f'(r(x)) + ν ξ, η = 3, ν = 0.01), one Adam step on the LSIF loss
@@ -39,13 +39,24 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--profile", action="store_true", help="also time the pieces")
     p.add_argument("--no_torch", action="store_true")
     p.add_argument("--xla_flags", default="", help="appended to XLA_FLAGS before JAX starts")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="1: both frameworks single-threaded (steadier on a shared machine); 0: defaults",
+    )
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()
 
 
 ARGS = _parse()
-if ARGS.xla_flags:  # must be set before jax is imported
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + ARGS.xla_flags).strip()
+_flags = ARGS.xla_flags
+if ARGS.threads == 1:
+    _flags += " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+elif ARGS.threads > 1:
+    raise SystemExit("--threads takes 0 (defaults) or 1")
+if _flags.strip():  # must be set before jax is imported
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flags).strip()
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -58,17 +69,6 @@ from fdrl_jax.priors import gaussian_prior  # noqa: E402
 
 ETA, NU, LR, EMA = 3.0, 0.01, 1e-4, 0.998
 SHAPE = (32, 32, 3)
-
-
-def timed(fn, repeats: int) -> list[float]:
-    """Seconds of each of `repeats` calls of fn (which blocks), after one warm-up call."""
-    fn()
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def interleaved(fns: dict, repeats: int) -> dict[str, float]:
@@ -137,8 +137,8 @@ def jax_iteration(conv_grad: str, x_p, batch: int, flow_steps: int, seed: int):
     return run, variables
 
 
-def jax_pieces(conv_grad: str, x_p, flow_steps: int, seed: int, repeats: int) -> dict:
-    """ms of the pieces of an iteration, and the flow's convolutions by kernel layout."""
+def jax_pieces(conv_grad: str, x_p, flow_steps: int, seed: int) -> tuple[dict, dict]:
+    """({piece: callable that blocks}, the convolutions of the compiled pieces by layout)."""
     net, state, _ = jax_setup(conv_grad, x_p.shape[0], flow_steps, seed)
     v = state.variables
     b = x_p.shape[0]
@@ -163,22 +163,22 @@ def jax_pieces(conv_grad: str, x_p, flow_steps: int, seed: int, repeats: int) ->
     grads = pg(v, x2)
     adam = jax.jit(lambda g, s, p: tx.update(g, s, p))
     fns = {
-        "forward (B)": lambda: fwd(v, x_p).block_until_ready(),
-        "input gradient (B), top level": lambda: ig(v, x_p).block_until_ready(),
-        f"input gradient (B), per step of a {flow_steps}-step loop": lambda: lp(
-            v, x_p
-        ).block_until_ready(),
-        "parameter gradient of the loss (2B)": lambda: jax.block_until_ready(pg(v, x2)),
-        "Adam update": lambda: jax.block_until_ready(adam(grads, state.opt_state, v["params"])),
+        FORWARD: lambda: fwd(v, x_p).block_until_ready(),
+        INPUT_GRAD: lambda: ig(v, x_p).block_until_ready(),
+        LOOPED: lambda: lp(v, x_p).block_until_ready(),
+        PARAM_GRAD: lambda: jax.block_until_ready(pg(v, x2)),
+        ADAM: lambda: jax.block_until_ready(adam(grads, state.opt_state, v["params"])),
     }
-    ms = {k: 1000 * statistics.median(timed(f, repeats)) for k, f in fns.items()}
-    ms[f"input gradient (B), per step of a {flow_steps}-step loop"] /= flow_steps
     census = {
         "input gradient, top level": conv_census(ig.lower(v, x_p).compile().as_text()),
         "input gradient, in a loop": conv_census(lp.lower(v, x_p).compile().as_text()),
         "parameter gradient": conv_census(pg.lower(v, x2).compile().as_text()),
     }
-    return {"ms": ms, "convs": census}
+    return fns, census
+
+
+FORWARD, INPUT_GRAD, LOOPED = "forward (B)", "input gradient (B), top level", "in-loop"
+PARAM_GRAD, ADAM = "parameter gradient of the loss (2B)", "Adam update"
 
 
 # ------------------------------------------------------------------------------------ PyTorch
@@ -189,6 +189,8 @@ def torch_setup(variables, batch: int, seed: int):
 
     from fdrl_jax.interop import reference_nets, state_dict
 
+    if ARGS.threads == 1:
+        torch.set_num_threads(1)
     cfg = ml_collections.ConfigDict(
         {"name": "resnet", "arch": "cifar10", "spectral_norm": ARGS.spectral_norm}
     )
@@ -231,7 +233,8 @@ def torch_iteration(variables, x_p_nhwc, flow_steps: int, seed: int):
     return run
 
 
-def torch_pieces(variables, x_p_nhwc, flow_steps: int, seed: int, repeats: int) -> dict:
+def torch_pieces(variables, x_p_nhwc, seed: int) -> dict:
+    """{piece: callable}; there is no loop to compile, so the in-loop step is the same call."""
     torch, net, opt, _ = torch_setup(variables, x_p_nhwc.shape[0], seed)
     x = torch.from_numpy(np.ascontiguousarray(np.transpose(x_p_nhwc, (0, 3, 1, 2))))
     x2 = torch.cat([x, x])
@@ -252,13 +255,7 @@ def torch_pieces(variables, x_p_nhwc, flow_steps: int, seed: int, repeats: int) 
         loss.backward()
 
     param_grad()
-    fns = {
-        "forward (B)": forward,
-        "input gradient (B), top level": input_grad,
-        "parameter gradient of the loss (2B)": param_grad,
-        "Adam update": opt.step,
-    }
-    return {k: 1000 * statistics.median(timed(f, repeats)) for k, f in fns.items()}
+    return {FORWARD: forward, INPUT_GRAD: input_grad, PARAM_GRAD: param_grad, ADAM: opt.step}
 
 
 def flow_parity(variables, conv_grad: str, x0_nhwc) -> float:
@@ -293,9 +290,8 @@ def main() -> None:
     if not a.no_torch:
         import torch
 
-        fns[f"pytorch {torch.__version__} ({torch.get_num_threads()} threads)"] = torch_iteration(
-            variables, x_p, a.flow_steps, a.seed
-        )
+        run = torch_iteration(variables, x_p, a.flow_steps, a.seed)  # sets the thread count
+        fns[f"pytorch {torch.__version__} ({torch.get_num_threads()} threads)"] = run
         print(
             f"  flow parity (2 steps, ν = 0, same weights): relative difference of the "
             f"displacement, JAX vs PyTorch: {flow_parity(variables, grads[-1], x_p):.1e}"
@@ -308,21 +304,35 @@ def main() -> None:
         print(f"  {k:<40} {v:9.0f}{ratio}")
 
     if a.profile:
-        print(f"\nPieces, ms (median of {a.repeats}); B = {a.batch}:")
-        rows = {g: jax_pieces(g, jnp.asarray(x_p), a.flow_steps, a.seed, a.repeats) for g in grads}
-        tp = {} if a.no_torch else torch_pieces(variables, x_p, a.flow_steps, a.seed, a.repeats)
-        names = list(next(iter(rows.values()))["ms"])
-        head = "".join(f"{'jax ' + g:>12}" for g in grads) + ("     pytorch" if tp else "")
-        print(f"  {'piece':<46}{head}")
-        for n in names:
-            cells = "".join(f"{rows[g]['ms'][n]:12.0f}" for g in grads)
-            torch_ms = tp.get(n.replace(f", per step of a {a.flow_steps}-step loop", ", top level"))
-            cells += f"{torch_ms:12.0f}" if torch_ms is not None else ""
-            print(f"  {n:<46}{cells}")
-        print("\nConvolutions in the compiled programs, by dim_labels (HWIO kernel = 01io):")
-        for g in grads:
-            for prog, census in rows[g]["convs"].items():
-                print(f"  jax conv_grad={g:<5} {prog:<28} {census}")
+        profile(grads, x_p, variables)
+
+
+def profile(grads: list[str], x_p: np.ndarray, variables) -> None:
+    a = ARGS
+    fns, census = {}, {}
+    for g in grads:
+        pieces, census[g] = jax_pieces(g, jnp.asarray(x_p), a.flow_steps, a.seed)
+        fns.update({(g, k): f for k, f in pieces.items()})
+    if not a.no_torch:
+        fns.update({("pytorch", k): f for k, f in torch_pieces(variables, x_p, a.seed).items()})
+    ms = interleaved(fns, a.repeats)
+    cols = [*grads, *([] if a.no_torch else ["pytorch"])]
+    print(f"\nPieces, ms (median of {a.repeats}, interleaved); B = {a.batch}:")
+    print(
+        f"  {'piece':<46}" + "".join(f"{('jax ' + c) if c != 'pytorch' else c:>12}" for c in cols)
+    )
+    for piece in (FORWARD, INPUT_GRAD, LOOPED, PARAM_GRAD, ADAM):
+        name = f"input gradient (B), per step of a {a.flow_steps}-step loop"
+        row = f"  {name if piece == LOOPED else piece:<46}"
+        for c in cols:
+            key = (c, INPUT_GRAD if (c == "pytorch" and piece == LOOPED) else piece)
+            per = a.flow_steps if (c != "pytorch" and piece == LOOPED) else 1
+            row += f"{ms[key] / per:12.0f}"
+        print(row)
+    print("\nConvolutions in the compiled programs, by dim_labels (HWIO kernel = 01io):")
+    for g in grads:
+        for prog, c in census[g].items():
+            print(f"  jax conv_grad={g:<5} {prog:<28} {c}")
 
 
 if __name__ == "__main__":
