@@ -138,3 +138,20 @@ def test_estimator_is_the_same_function_with_either_conv_grad():
 def test_unknown_conv_grad_is_rejected():
     with pytest.raises(ValueError, match="conv_grad"):
         conv(4, 3, 3, conv_grad="fast")
+
+
+def test_config_field_selects_the_rule():
+    from fdrl_jax import configlib
+    from fdrl_jax.errors import ConfigError
+    from fdrl_jax.models import build_model
+
+    cfg = configlib.default_config()
+    assert cfg.model.conv_grad == "auto"
+    cfg.model.name = "resnet"
+    for rule in ("xla", "auto"):
+        cfg.model.conv_grad = rule
+        configlib.validate(cfg)
+        assert build_model(cfg.model).conv_grad == rule
+    cfg.model.conv_grad = "fast"
+    with pytest.raises(ConfigError, match="conv_grad"):
+        configlib.validate(cfg)
