@@ -28,6 +28,7 @@ import optax
 
 from fdrl_jax import loop
 from fdrl_jax.errors import ConfigError
+from fdrl_jax.models.conv_vjp import conv_general_dilated as fast_conv
 
 Array = jax.Array
 ApplyFn = Callable[[object, Array], Array]  # (params, x) -> logits (B, N)
@@ -55,7 +56,11 @@ class Classifier(nn.Module):
                 raise ValueError(f"The cnn classifier needs images (B, H, W, C); got {h.shape}.")
             for i, f in enumerate(self.features):
                 stride = 1 if i == 0 else 2
-                h = nn.swish(nn.Conv(f, (3, 3), (stride, stride), padding="SAME")(h))
+                # conv_vjp: its input gradient (PGD, the conditional flow) runs in loops
+                conv = nn.Conv(
+                    f, (3, 3), (stride, stride), padding="SAME", conv_general_dilated=fast_conv
+                )
+                h = nn.swish(conv(h))
         h = h.reshape(h.shape[0], -1)
         h = nn.swish(nn.Dense(self.hidden)(h))
         return nn.Dense(self.num_classes, name="logits")(h)

@@ -78,7 +78,7 @@ def conditional_sample(
     fprime: Callable,
     output: str,
     phi: float,
-    num_steps: int,
+    num_steps: int | Array,
     eta: float,
     nu: float,
     clip_prior: bool = False,
@@ -107,8 +107,9 @@ def conditional_sample(
 def make_conditional_sample_fn(
     exp, classifier_apply: Callable, phi: float, num_steps: int | None = None, mesh=None
 ) -> Callable[[object, object, Array, Array], Array]:
-    """jitted (variables, classifier_params, key, labels) -> samples for an experiment;
-    default K + κ steps. On a `mesh` the batch is sharded over its devices (the labels are
+    """jitted (variables, classifier_params, key, labels, num_steps=None) -> samples for an
+    experiment; default `num_steps`, else K + κ steps (a run-time value: one compiled
+    program serves every length). On a `mesh` the batch is sharded over its devices (the labels are
     padded to a multiple of the device count; the first len(labels) samples are returned,
     the same as on one device)."""
     c = exp.config
@@ -120,7 +121,6 @@ def make_conditional_sample_fn(
         fprime=exp.fprime,
         output=divergences.FPRIME_INPUT[c.divergence],
         phi=phi,
-        num_steps=steps,
         eta=c.flow.eta,
         nu=c.flow.nu,
         clip_prior=c.prior.clip,
@@ -128,17 +128,18 @@ def make_conditional_sample_fn(
         **({"constrain": parallel.batch_constraint(mesh)} if mesh is not None else {}),
     )
     jitted = jax.jit(
-        lambda v, cp, prior, key, labels: fn(
-            v, classifier_params=cp, prior=prior, key=key, labels=labels
+        lambda v, cp, prior, key, labels, steps: fn(
+            v, classifier_params=cp, prior=prior, key=key, labels=labels, num_steps=steps
         )
     )
     ndev = 1 if mesh is None else mesh.size
 
-    def sample_fn(v, cp, key, labels):
+    def sample_fn(v, cp, key, labels, num_steps=None):
         labels = np.asarray(labels, np.int32)
         n = labels.shape[0]
         padded = np.pad(labels, (0, -(-n // ndev) * ndev - n), mode="edge")
-        return jitted(v, cp, exp.prior, key, jnp.asarray(padded))[:n]
+        n_steps = np.int32(steps if num_steps is None else num_steps)
+        return jitted(v, cp, exp.prior, key, jnp.asarray(padded), n_steps)[:n]
 
     return sample_fn
 

@@ -29,17 +29,18 @@ def sample(
     key: Array,
     n: int,
     *,
-    num_steps: int,
+    num_steps: int | Array,
     eta: float,
     nu: float,
     clip_prior: bool = False,
     clip_output: bool = False,
-    record_at: Sequence[int] | None = None,
+    record_at: Sequence[int] | Array | None = None,
     constrain: Callable[[Array], Array] = lambda x: x,
 ) -> Array | tuple[Array, Array]:
     """n samples: x0 ~ prior, then `num_steps` (= K + κ) flow steps of f'(r_θ) with `params`.
 
-    With `record_at` also returns the trajectory at those step counts (see `flow_lib.flow`).
+    With `record_at` also returns the trajectory at those step counts (see `flow_lib.flow`);
+    both may be run-time values under jit.
     `constrain` lays the batch out over devices (`parallel.batch_constraint`).
     """
     k_prior, k_flow = jax.random.split(key)
@@ -53,37 +54,50 @@ def sample(
 
 def make_sample_fn(
     exp, num_steps: int | None = None, record_at: Sequence[int] | None = None, mesh=None
-) -> Callable[[object, Array, int], Array]:
-    """jitted (params, key, n) -> samples for an experiment; default K+κ steps.
+) -> Callable[..., Array]:
+    """jitted (params, key, n, num_steps=None, record_at=None) -> samples for an experiment.
+
+    The flow length (default `num_steps`, else K+κ) and the recorded step counts (default
+    `record_at`) are run-time values: one compiled program serves every length, and every
+    `record_at` with the same number of entries; n is static.
 
     On a `mesh` the samples are sharded over its devices; n is padded up to a multiple of the
     device count for the draw (the first n are returned, the same as on one device).
     """
     c = exp.config
-    steps = c.flow.num_steps + c.flow.kappa if num_steps is None else num_steps
+    default_steps = c.flow.num_steps + c.flow.kappa if num_steps is None else num_steps
+    default_marks = record_at
     fn = functools.partial(
         sample,
         exp.apply_fn,
         fprime=exp.fprime,
-        num_steps=steps,
         eta=c.flow.eta,
         nu=c.flow.nu,
         clip_prior=c.prior.clip,
         clip_output=c.sample.clip_output,
-        record_at=record_at,
         **({"constrain": parallel.batch_constraint(mesh)} if mesh is not None else {}),
     )
     jitted = jax.jit(
-        lambda params, prior, key, n: fn(params, prior, key=key, n=n), static_argnums=3
+        lambda params, prior, key, n, steps, marks: fn(
+            params, prior, key=key, n=n, num_steps=steps, record_at=marks
+        ),
+        static_argnums=3,
     )
     ndev = 1 if mesh is None else mesh.size
 
-    def sample_fn(params, key, n):
+    def sample_fn(params, key, n, num_steps=None, record_at=None):
+        steps = int(default_steps if num_steps is None else num_steps)
+        marks = default_marks if record_at is None else record_at
+        if marks is not None:
+            marks = np.asarray(marks, np.int32).reshape(-1)
+            if marks.size and (marks.min() < 0 or marks.max() > steps):
+                raise ValueError(f"record_at steps must lie in [0, {steps}], got {list(marks)}")
         padded = -(-n // ndev) * ndev
-        out = jitted(params, exp.prior, key, padded)
+        # int32 arrays, never Python ints (weakly typed: they would compile a second program)
+        out = jitted(params, exp.prior, key, padded, np.int32(steps), marks)
         if padded == n:
             return out
-        if record_at is None:
+        if marks is None:
             return out[:n]
         x, traj = out
         return x[:n], traj[:, :n]

@@ -25,12 +25,13 @@ def translate(
     potential: flow_lib.Potential,
     x0: Array,
     key: Array,
-    num_steps: int,
+    num_steps: int | Array,
     eta: float,
     nu: float,
     clip_output: bool = True,
 ) -> Array:
-    """Source images x0 (B, H, W, C) in [-1, 1] flowed `num_steps` steps (pure)."""
+    """Source images x0 (B, H, W, C) in [-1, 1] flowed `num_steps` steps (pure; the count may
+    be a run-time value)."""
     x = flow_lib.flow(potential, x0, key, num_steps, eta, nu)
     return jnp.clip(x, -1.0, 1.0) if clip_output else x
 

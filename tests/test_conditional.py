@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fdrl_jax import conditional, configlib, divergences, priors, run, sampling
+from fdrl_jax import conditional, configlib, divergences, priors, run, sampling, train
 from fdrl_jax.models import MLP
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,6 +68,32 @@ def test_phi_zero_gives_the_unconditional_samples_exactly(div):
         **kw,
     )
     np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_conditional_sampler_takes_the_flow_length_at_run_time(smoke_config):
+    from fdrl_jax.experiment import build_experiment
+
+    exp = build_experiment(smoke_config)  # 2D swiss roll; a linear 4-class classifier
+    _, tx = train.make_step_fn(exp)
+    v = train.initial_state(exp, tx).variables
+    traces = []
+
+    def classifier(p, x):
+        traces.append(1)  # traced once per compiled program
+        return jnp.tanh(x) @ p
+
+    cp = jax.random.normal(jax.random.PRNGKey(7), (2, N))
+    fn = conditional.make_conditional_sample_fn(exp, classifier, 0.5, num_steps=3)
+    key, labels = jax.random.PRNGKey(2), np.arange(6) % N
+    three = fn(v, cp, key, labels)
+    for steps in (1, 7):
+        want = conditional.make_conditional_sample_fn(exp, classifier, 0.5, num_steps=steps)
+        np.testing.assert_array_equal(
+            fn(v, cp, key, labels, num_steps=steps), want(v, cp, key, labels)
+        )
+    np.testing.assert_array_equal(fn(v, cp, key, labels), three)
+    # fn's program, then one for each of the two reference samplers
+    assert len(traces) == 3
 
 
 def test_kl_is_eq31_and_phi_one_is_eq12():

@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from fdrl_jax import flow_lib as fl
 
@@ -78,3 +79,76 @@ def test_no_gradient_flows_back_through_the_chain():
 def test_make_potential_composes_network_and_fprime():
     pot = fl.make_potential(lambda p, x: p * jnp.sum(x, -1), 2.0, lambda o: 3.0 * o)
     np.testing.assert_allclose(pot(jnp.ones((2, 3))), [18.0, 18.0])
+
+
+def _counting(fn):
+    """fn, counting its traces (a jit cache miss traces the Python function once)."""
+    calls = []
+
+    def wrapped(*args):
+        calls.append(1)
+        return fn(*args)
+
+    return wrapped, calls
+
+
+def test_run_time_length_equals_the_static_flow_exactly_with_one_compile():
+    pot = _quadratic(jnp.array([1.0, -0.5]))
+    x0 = jax.random.normal(jax.random.PRNGKey(0), (8, 2))
+    key = jax.random.PRNGKey(3)
+    body, traces = _counting(lambda x, k, n, s: fl.flow(pot, x, k, n, 0.1, 0.05, start_step=s))
+    dynamic = jax.jit(body)
+    for n, s in ((5, 0), (12, 0), (0, 0), (7, 5), (1, 3)):
+        static = jax.jit(lambda x, k, n=n, s=s: fl.flow(pot, x, k, n, 0.1, 0.05, start_step=s))
+        np.testing.assert_array_equal(dynamic(x0, key, np.int32(n), np.int32(s)), static(x0, key))
+    assert len(traces) == 1
+
+
+def test_run_time_length_of_a_conv_net_flow_equals_the_static_one():
+    from fdrl_jax.models import ResNetEstimator
+
+    net = ResNetEstimator(arch="", stem=4, stages=((4, 1, 1), (8, 1, 2)))
+    x0 = jax.random.uniform(jax.random.PRNGKey(0), (2, 8, 8, 3), minval=-1, maxval=1)
+    v = net.init(jax.random.PRNGKey(1), x0)
+    pot = fl.make_potential(net.apply, v, lambda o: 2.0 * o)
+    key = jax.random.PRNGKey(2)
+    dynamic = jax.jit(lambda x, n: fl.flow(pot, x, key, n, 3.0, 0.01))(x0, np.int32(3))
+    static = jax.jit(lambda x: fl.flow(pot, x, key, 3, 3.0, 0.01))(x0)
+    np.testing.assert_array_equal(dynamic, static)
+
+
+def test_run_time_record_at_equals_the_static_trajectory():
+    pot = _quadratic(jnp.array([1.0, 0.5]))
+    x0 = jax.random.normal(jax.random.PRNGKey(0), (8, 2))
+    key = jax.random.PRNGKey(3)
+    body, traces = _counting(
+        lambda x, n, marks: fl.flow(pot, x, key, n, 0.1, 0.05, record_at=marks)
+    )
+    run = jax.jit(body)
+    for n, marks in ((12, (0, 5, 12)), (9, (9, 2, 2)), (20, (20, 0, 13))):  # any order, repeats
+        want_x = fl.flow(pot, x0, key, n, 0.1, 0.05)
+        x, traj = run(x0, np.int32(n), np.asarray(marks, np.int32))
+        np.testing.assert_array_equal(x, want_x)
+        for frame, m in zip(traj, marks, strict=True):
+            np.testing.assert_array_equal(frame, fl.flow(pot, x0, key, m, 0.1, 0.05))
+        # the static-marks form is the same single loop
+        _, traj_s = fl.flow(pot, x0, key, n, 0.1, 0.05, record_at=marks)
+        np.testing.assert_array_equal(traj_s, traj)
+    assert len(traces) == 1
+    # a run-time mark past the end is never reached: its frame says so
+    _, traj = run(x0, np.int32(4), np.asarray([2, 6, 4], np.int32))
+    traj = np.asarray(traj)
+    assert np.isnan(traj[1]).all() and np.isfinite(traj[[0, 2]]).all()
+
+
+def test_static_record_at_out_of_range_is_rejected():
+    with pytest.raises(ValueError, match="record_at"):
+        fl.flow(
+            _quadratic(jnp.ones(2)),
+            jnp.ones((2, 2)),
+            jax.random.PRNGKey(0),
+            3,
+            0.1,
+            0.0,
+            record_at=(0, 4),
+        )

@@ -7,6 +7,7 @@ import dataclasses
 import flax.linen as nn
 
 from fdrl_jax.errors import ConfigError
+from fdrl_jax.models.conv_vjp import CONV_GRADS
 from fdrl_jax.models.layers import PARAM_INITS, converge_spectral_norms
 from fdrl_jax.models.mlp import MLP
 from fdrl_jax.models.resnet import ARCHS, ResNetEstimator
@@ -29,6 +30,7 @@ def build_model(cfg) -> nn.Module:
 
 __all__ = [
     "ARCHS",
+    "CONV_GRADS",
     "MLP",
     "MODELS",
     "PARAM_INITS",

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from flax import traverse_util
 
 from fdrl_jax.errors import ConfigError
+from fdrl_jax.models.conv_vjp import CONV_GRADS, conv_general_dilated
 
 PARAM_INITS = ("torch", "flax")
 
@@ -60,9 +61,18 @@ def conv(
     *,
     use_bias: bool = False,
     param_init: str = "torch",
+    conv_grad: str = "auto",
     name: str | None = None,
 ) -> nn.Conv:
-    """A k×k conv padded (k − 1)/2 on every side (PyTorch `padding=k//2` for odd k)."""
+    """A k×k conv padded (k − 1)/2 on every side (PyTorch `padding=k//2` for odd k).
+
+    `conv_grad` "auto" emits the input gradient in the form XLA:CPU runs fast inside the
+    flow's loop (`conv_vjp`); "xla" keeps JAX's rule (and forward-mode differentiation)."""
+    if conv_grad not in CONV_GRADS:
+        raise ConfigError(
+            f"Unknown conv_grad {conv_grad!r}; choose one of {list(CONV_GRADS)} "
+            "(config field `model.conv_grad`)."
+        )
     p = (kernel - 1) // 2
     return nn.Conv(
         features,
@@ -71,6 +81,7 @@ def conv(
         padding=((p, p), (p, p)),
         use_bias=use_bias,
         name=name,
+        conv_general_dilated=conv_general_dilated if conv_grad == "auto" else None,
         **_init_kwargs(param_init, in_features * kernel * kernel, use_bias),
     )
 

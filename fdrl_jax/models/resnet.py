@@ -63,18 +63,20 @@ class BasicBlock(nn.Module):
     stride: int = 1
     spectral_norm: bool = False
     param_init: str = "torch"
+    conv_grad: str = "auto"
 
     @nn.compact
     def __call__(self, x, update_stats: bool = False):
         sn, init = self.spectral_norm, self.param_init
+        kw = {"param_init": init, "conv_grad": self.conv_grad}
         c_in = x.shape[-1]
-        layer = conv(self.features, 3, c_in, self.stride, param_init=init, name="conv1")
+        layer = conv(self.features, 3, c_in, self.stride, **kw, name="conv1")
         h = _act(apply(layer, x, sn, update_stats))
-        layer = conv(self.features, 3, self.features, param_init=init, name="conv2")
+        layer = conv(self.features, 3, self.features, **kw, name="conv2")
         h = apply(layer, h, sn, update_stats)
         shortcut = x
         if self.stride != 1 or c_in != self.features:
-            layer = conv(self.features, 1, c_in, self.stride, param_init=init, name="shortcut_conv")
+            layer = conv(self.features, 1, c_in, self.stride, **kw, name="shortcut_conv")
             shortcut = apply(layer, x, sn, update_stats)
         return _act(h + shortcut)
 
@@ -86,6 +88,7 @@ class SelfAttention(nn.Module):
 
     spectral_norm: bool = False
     param_init: str = "torch"
+    conv_grad: str = "auto"
 
     @nn.compact
     def __call__(self, x, update_stats: bool = False):
@@ -93,7 +96,15 @@ class SelfAttention(nn.Module):
         inner = max(c // 8, 1)
 
         def proj(y, f, name):
-            layer = conv(f, 1, y.shape[-1], use_bias=True, param_init=self.param_init, name=name)
+            layer = conv(
+                f,
+                1,
+                y.shape[-1],
+                use_bias=True,
+                param_init=self.param_init,
+                conv_grad=self.conv_grad,
+                name=name,
+            )
             return apply(layer, y, self.spectral_norm, update_stats)
 
         q = proj(x, inner, "query").reshape(b, h * w, inner)
@@ -108,7 +119,8 @@ class SelfAttention(nn.Module):
 
 class ResNetEstimator(nn.Module):
     """Images (B, H, W, C) -> one scalar per image (B,). `arch` names a SPEC network; the other
-    fields override it (or define a custom one when arch is "")."""
+    fields override it (or define a custom one when arch is ""). `conv_grad`: how the convs'
+    input gradients are emitted (`conv_vjp`; "auto" is fast inside XLA:CPU loops)."""
 
     arch: str = "cifar10"
     stem: int | None = None
@@ -116,6 +128,7 @@ class ResNetEstimator(nn.Module):
     attention_after: int | None = None
     spectral_norm: bool | None = None
     param_init: str = "torch"
+    conv_grad: str = "auto"
 
     def _spec(self) -> dict:
         base = dict(ARCHS[self.arch]) if self.arch else {}
@@ -132,17 +145,17 @@ class ResNetEstimator(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
         spec = self._spec()
-        sn, init = bool(spec.get("spectral_norm", False)), self.param_init
-        stem = conv(spec["stem"], 3, x.shape[-1], param_init=init, name="conv1")
+        sn, init, cg = bool(spec.get("spectral_norm", False)), self.param_init, self.conv_grad
+        stem = conv(spec["stem"], 3, x.shape[-1], param_init=init, conv_grad=cg, name="conv1")
         h = _act(apply(stem, x, sn, update_stats))
         for i, (features, blocks, stride) in enumerate(spec["stages"]):
             for j in range(blocks):
                 block = BasicBlock(
-                    features, stride if j == 0 else 1, sn, init, name=f"layer{i + 1}_{j}"
+                    features, stride if j == 0 else 1, sn, init, cg, name=f"layer{i + 1}_{j}"
                 )
                 h = block(h, update_stats)
             if spec.get("attention_after") == i:
-                h = SelfAttention(sn, init, name="self_attn_module")(h, update_stats)
+                h = SelfAttention(sn, init, cg, name="self_attn_module")(h, update_stats)
         h = jnp.mean(h, axis=(1, 2))
         head = dense(1, h.shape[-1], param_init=init, name="linear")
         return apply(head, h, sn, update_stats)[:, 0]

@@ -47,12 +47,13 @@ def translate(config, workdir: str) -> dict:
             f"Source images of shape {tuple(images.shape[1:])} do not match the data's "
             f"{exp.shape}; set prior.source.size / resize / channels to match `data`."
         )
+    # the flow length is an argument, not a constant of the program (see flow_lib.flow)
     potential_fn = jax.jit(
-        lambda v, x0, key: translate_lib.translate(
+        lambda v, x0, key, steps: translate_lib.translate(
             flow_lib.make_potential(exp.apply_fn, v, exp.fprime),
             x0,
             key,
-            t.num_steps,
+            steps,
             config.flow.eta,
             config.flow.nu,
             clip_output=True,
@@ -72,7 +73,8 @@ def translate(config, workdir: str) -> dict:
         pad = -(-m // mesh.size) * mesh.size - m
         x0 = jnp.concatenate([x0, jnp.repeat(x0[-1:], pad, axis=0)]) if pad else x0
         x0 = jax.device_put(x0, parallel.batch_sharded(mesh))
-        out = parallel.to_host(potential_fn(state.ema_variables, x0, k_flow))
+        steps = np.int32(t.num_steps)
+        out = parallel.to_host(potential_fn(state.ema_variables, x0, k_flow, steps))
         outputs.append(np.asarray(out)[:m])
     source, translated = np.concatenate(sources), np.concatenate(outputs)
     n = len(source)
