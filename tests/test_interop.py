@@ -151,6 +151,7 @@ def test_parameter_order_is_the_reference_optimisers(arch, sn):
 NETS = [(n, sn) for n in ("mlp", *sorted(ARCHS)) for sn in (False, True)]
 
 
+@pytest.mark.slow  # full-size nets in torch and JAX
 @pytest.mark.parametrize("net,sn", NETS)
 def test_imported_checkpoint_computes_what_the_torch_net_computes(net, sn, tmp_path):
     """For every SPEC net, with and without spectral norm: a checkpoint saved as the reference
@@ -382,6 +383,7 @@ def _equal(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+@pytest.mark.slow  # trains a run first
 def test_export_npz_round_trips_bit_equal(trained_run, tmp_path):
     config, wd, state = trained_run
     out = convert.export_npz(config, wd, str(tmp_path / "run.npz"))
