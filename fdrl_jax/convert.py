@@ -14,14 +14,11 @@ shows the traceback).
 
 from __future__ import annotations
 
-import os
-import sys
-
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from fdrl_jax.errors import ConfigError, MissingFileError, UserError
-from fdrl_jax.run import convert
+from fdrl_jax.errors import ConfigError
+from fdrl_jax.run import cli, convert
 from fdrl_jax.run import workdir as workdir_lib
 
 config_flags.DEFINE_config_file(
@@ -39,34 +36,10 @@ flags.DEFINE_string(
 flags.DEFINE_bool("debug", False, "Show the traceback of user errors too (also FDRL_DEBUG=1).")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
-USAGE_ERROR = 2
-
-
-def _debugging(argv) -> bool:
-    return "--debug" in argv or os.environ.get("FDRL_DEBUG", "") not in ("", "0")
-
-
-def _exit_with(error: UserError) -> None:
-    print(f"Error: {error}", file=sys.stderr)
-    sys.exit(USAGE_ERROR)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's parsing, with a user error raised while the config file loads reported alone."""
-    try:
-        rest = FLAGS(argv)
-    except flags.Error as e:
-        cause, user = e, None
-        while cause is not None:
-            user = cause if isinstance(cause, UserError) else user
-            cause = cause.__cause__ or cause.__context__
-        if user is None or _debugging(argv):
-            raise
-        _exit_with(user)
-    path = config_flags.get_config_filename(FLAGS["config"]).split(":", 1)[0]
-    if not os.path.isfile(path):
-        _exit_with(MissingFileError(f"Config file {path!r} does not exist (--config)."))
-    return rest
+    return cli.parse_flags(FLAGS, argv)
 
 
 def _run(path: str) -> None:
@@ -87,12 +60,8 @@ def main(argv) -> None:
         raise app.UsageError("Give one file: the checkpoint to import, or the file to export to.")
     logging.set_verbosity(logging.INFO)
     logging.get_absl_handler().addFilter(lambda r: "orbax" not in r.pathname)
-    try:
+    with cli.user_errors_exit(FLAGS):
         _run(argv[1])
-    except UserError as e:
-        if FLAGS.debug or _debugging([]):
-            raise
-        _exit_with(e)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ with an error makes the others exit with status 75 (`run/multihost.py`).
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 
@@ -18,8 +17,8 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from fdrl_jax import parallel, run
-from fdrl_jax.errors import MissingFileError, UserError
-from fdrl_jax.run import multihost
+from fdrl_jax.errors import UserError
+from fdrl_jax.run import cli, multihost
 from fdrl_jax.run import workdir as workdir_lib
 
 config_flags.DEFINE_config_file(
@@ -61,45 +60,20 @@ flags.DEFINE_float(
 flags.DEFINE_bool("debug", False, "Show the traceback of user errors too (also FDRL_DEBUG=1).")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
-USAGE_ERROR = 2
-
-
-def _debugging(argv) -> bool:
-    return "--debug" in argv or os.environ.get("FDRL_DEBUG", "") not in ("", "0")
-
-
-def _exit_with(error: UserError) -> None:
-    print(f"Error: {error}", file=sys.stderr)
-    sys.exit(USAGE_ERROR)
 
 
 def _report(error: BaseException) -> int:
     """How a process of a multi-process run that stops with `error` reports it (the peer
     watchdog then ends the process with the status returned): as `main` does on one."""
-    if isinstance(error, UserError) and not (FLAGS.debug or _debugging([])):
+    if isinstance(error, UserError) and not cli.debugging(FLAGS):
         print(f"Error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return cli.USAGE_ERROR
     traceback.print_exception(error)
     return 1
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's flag parsing, with a user error in the config file (raised while `--config` is
-    loaded, and wrapped by the flags library with its traceback) reported like any other."""
-    try:
-        rest = FLAGS(argv)
-    except flags.Error as e:
-        cause, user = e, None
-        while cause is not None:  # the innermost UserError holds the original message
-            user = cause if isinstance(cause, UserError) else user
-            cause = cause.__cause__ or cause.__context__
-        if user is None or _debugging(argv):
-            raise
-        _exit_with(user)
-    path = config_flags.get_config_filename(FLAGS["config"]).split(":", 1)[0]  # minus ":arg"
-    if not os.path.isfile(path):
-        _exit_with(MissingFileError(f"Config file {path!r} does not exist (--config)."))
-    return rest
+    return cli.parse_flags(FLAGS, argv)
 
 
 def main(argv) -> None:
@@ -108,7 +82,7 @@ def main(argv) -> None:
     logging.set_verbosity(logging.INFO)
     # Orbax logs every checkpoint phase at INFO; keep the progress lines readable.
     logging.get_absl_handler().addFilter(lambda r: "orbax" not in r.pathname)
-    try:
+    with cli.user_errors_exit(FLAGS):
         parallel.initialize(
             FLAGS.distributed, FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
         )
@@ -119,10 +93,6 @@ def main(argv) -> None:
         multihost.check_same_config(FLAGS.config, workdir=workdir, mode=FLAGS.mode)
         with multihost.watch_peers(FLAGS.peer_timeout, report=_report):
             run.MODES[FLAGS.mode](FLAGS.config, workdir)
-    except UserError as e:
-        if FLAGS.debug or _debugging([]):
-            raise
-        _exit_with(e)
 
 
 if __name__ == "__main__":
