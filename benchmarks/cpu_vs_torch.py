@@ -1,11 +1,11 @@
-"""One FDRL training iteration of the CIFAR-10 estimator on CPU: JAX against PyTorch (issue 14).
+"""One FDRL training iteration of the CIFAR-10 estimator on CPU: JAX against PyTorch.
 
     python benchmarks/cpu_vs_torch.py [--batch=8] [--flow_steps=5] [--repeats=5]
         [--conv_grad=xla,auto] [--spectral_norm] [--profile] [--threads=1] [--xla_flags="..."]
 
 An iteration is Algorithm 1 with LSIF-χ²: draw x0 ~ N(0, I) clamped to [-1, 1], flow it
 K steps (x ← x − η ∇ₓ f'(r(x)) + ν ξ, η = 3, ν = 0.01), one Adam step on the LSIF loss
-between x_K and a data batch, EMA update. JAX runs the package's `train.train_step` (one jitted
+between x_K and a data batch, EMA update. JAX runs the package's `algorithms.train_step` (one jitted
 program, state donated) once per `--conv_grad`: "xla" is JAX's own differentiation rule for the
 convolutions (the old path), "auto" emits the flow's input-gradient convolutions in the layout
 XLA:CPU runs fast inside a loop (`fdrl_jax/models/conv_vjp.py`). PyTorch runs the same network
@@ -63,7 +63,7 @@ import jax.numpy as jnp  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fdrl_jax import divergences, flow_lib, train  # noqa: E402
+from fdrl_jax import algorithms, divergences, flows  # noqa: E402
 from fdrl_jax.models import ResNetEstimator  # noqa: E402
 from fdrl_jax.priors import gaussian_prior  # noqa: E402
 
@@ -93,8 +93,10 @@ def conv_census(compiled_text: str) -> dict[str, int]:
 
 def jax_setup(conv_grad: str, batch: int, flow_steps: int, seed: int):
     net = ResNetEstimator("cifar10", spectral_norm=ARGS.spectral_norm, conv_grad=conv_grad)
-    tx, _ = train.make_optimizer(LR)
-    state = train.init_state(net, tx, jax.random.PRNGKey(seed), jnp.zeros((1, *SHAPE), jnp.float32))
+    tx, _ = algorithms.make_optimizer(LR)
+    state = algorithms.init_state(
+        net, tx, jax.random.PRNGKey(seed), jnp.zeros((1, *SHAPE), jnp.float32)
+    )
     prior = gaussian_prior(SHAPE)
 
     def update_stats(params, stats, x):
@@ -102,7 +104,7 @@ def jax_setup(conv_grad: str, batch: int, flow_steps: int, seed: int):
         return dict(new)
 
     def step(state, x_p, key):
-        return train.train_step(
+        return algorithms.train_step(
             state,
             prior,
             x_p,
@@ -159,7 +161,7 @@ def jax_pieces(conv_grad: str, x_p, flow_steps: int, seed: int) -> tuple[dict, d
 
     x2 = jnp.concatenate([x_p, x_p])
     fwd, ig, lp, pg = (jax.jit(f) for f in (net.apply, input_grad, looped, param_grad))
-    tx, _ = train.make_optimizer(LR)
+    tx, _ = algorithms.make_optimizer(LR)
     grads = pg(v, x2)
     adam = jax.jit(lambda g, s, p: tx.update(g, s, p))
     fns = {
@@ -262,8 +264,8 @@ def flow_parity(variables, conv_grad: str, x0_nhwc) -> float:
     """Relative difference of x_K (one deterministic flow, ν = 0) between JAX and PyTorch
     with the same weights: both programs compute the same thing."""
     net = ResNetEstimator("cifar10", spectral_norm=ARGS.spectral_norm, conv_grad=conv_grad)
-    pot = flow_lib.make_potential(net.apply, variables, divergences.chi2_fprime)
-    xj = np.asarray(flow_lib.flow(pot, jnp.asarray(x0_nhwc), jax.random.PRNGKey(0), 2, ETA, 0.0))
+    pot = flows.make_potential(net.apply, variables, divergences.chi2_fprime)
+    xj = np.asarray(flows.flow(pot, jnp.asarray(x0_nhwc), jax.random.PRNGKey(0), 2, ETA, 0.0))
     torch, tnet, _, _ = torch_setup(variables, x0_nhwc.shape[0], 0)
     xt = torch.from_numpy(np.ascontiguousarray(np.transpose(x0_nhwc, (0, 3, 1, 2))))
     xt = np.transpose(torch_flow(torch, tnet, xt, 2, 0.0).numpy(), (0, 2, 3, 1))

@@ -18,23 +18,23 @@ import sys
 CHILD = r"""
 import json, sys, time
 import jax
-from fdrl_jax import configlib, parallel, train
+from fdrl_jax import configlib, parallel, trainer
 from fdrl_jax.experiment import build_experiment
-config = configlib.toy_config("swissroll", None)
+config = configlib.load_config("configs/swissroll.py")
 for kv in sys.argv[2:]:
     path, value = kv.removeprefix("--config.").split("=")
     node, leaf = path.rsplit(".", 1)
     config[node][leaf] = type(config[node][leaf])(value)
 exp = build_experiment(config)
 mesh = parallel.make_mesh()
-step_fn, tx = train.make_step_fn(exp, mesh)
-state = train.initial_state(exp, tx, mesh)
-state, m = step_fn(state); jax.block_until_ready(m)  # compile
+step_fn = trainer.make_train_step(exp, mesh)
+state = trainer.initial_state(exp, mesh)
+state, m = step_fn(state, exp.data); jax.block_until_ready(m)  # compile
 rates = []
 for _ in range(5):
     t0 = time.perf_counter()
     for _ in range(int(sys.argv[1]) // 5):
-        state, m = step_fn(state)
+        state, m = step_fn(state, exp.data)
     jax.block_until_ready(m)
     rates.append((int(sys.argv[1]) // 5) / (time.perf_counter() - t0))
 rates.sort()

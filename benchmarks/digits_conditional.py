@@ -1,4 +1,4 @@
-"""Class-conditional digits (issue 8 acceptance): does the composed flow sample the asked class?
+"""Class-conditional digits: does the composed flow sample the asked class?
 
 Takes a trained unconditional digits run (`python -m fdrl_jax.main --config=configs/digits.py
 --workdir=runs/digits`), trains two guiding classifiers on the digits (one with L2 PGD
@@ -26,11 +26,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from fdrl_jax import classifier as clf
-from fdrl_jax import conditional, configlib, run
+from fdrl_jax import configlib
 from fdrl_jax.data import build_data
 from fdrl_jax.data.images import to_unit_range
 from fdrl_jax.evaluation.digits_metrics import digits_classifier, to_digit_pixels
-from fdrl_jax.run import classifier_training, restore_for_inference
+from fdrl_jax.modes import classifier_mode
+from fdrl_jax.run.checkpoints import restore_for_inference
+from fdrl_jax.sampler import conditional_sampler
 
 
 def train_or_load(config, path: str, *, eps: float, kind: str, seed: int, steps: int) -> dict:
@@ -42,8 +44,8 @@ def train_or_load(config, path: str, *, eps: float, kind: str, seed: int, steps:
         c.path = path
     info_path = os.path.splitext(path)[0] + ".json"
     if not os.path.exists(path):
-        run.classifier(config, os.path.dirname(path))
-    apply_fn, params = classifier_training.load_classifier(c, path)
+        classifier_mode.classifier_mode(config, os.path.dirname(path))
+    apply_fn, params = classifier_mode.load_classifier(c, path)
     with open(info_path) as f:
         info = json.load(f)
     return {"apply": apply_fn, "params": params, "info": info, "name": kind}
@@ -125,17 +127,15 @@ def main() -> None:
     key = jax.random.PRNGKey(args.seed)
     for name, g in guides.items():
         for phi in phis:
-            fn = conditional.make_conditional_sample_fn(exp, g["apply"], phi, args.steps)
+            sampler = conditional_sampler(exp, g["apply"], phi, num_steps=args.steps)
             run, nn_dists = {"guide": name, "phi": phi, "per_label": {}}, []
             for y in range(10):
-                x = conditional.sample_label(
-                    fn,
-                    state.ema_variables,
-                    g["params"],
+                x = sampler.sample_many(
+                    (state.ema_variables, g["params"]),
                     jax.random.fold_in(key, y),
-                    y,
                     args.num_per_label,
                     1000,
+                    labels=np.full(args.num_per_label, y),
                 )
                 pred = judges(x)
                 nn_dists.extend(nearest_real(x))

@@ -1,4 +1,4 @@
-"""Unpaired translation on an offline digits pair (issue 8 acceptance), on a CPU.
+"""Unpaired translation on an offline digits pair, on a CPU.
 
 Domain A: half of scikit-learn's 8×8 digits as they are; domain B: the other half with strokes
 one pixel wider (`pairs.digits_pair`, 100 of each held out). FDRL is trained with Algorithm
@@ -27,8 +27,9 @@ import time
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from fdrl_jax import configlib, run
+from fdrl_jax import configlib
 from fdrl_jax.data import pairs
+from fdrl_jax.modes import train_mode, translate_mode
 
 
 def _pixels(x: np.ndarray) -> np.ndarray:
@@ -63,7 +64,7 @@ def main() -> None:
     config.translate.input = os.path.join(args.root, "testA.npz")
     if args.train_steps is not None:
         config.train.num_steps = args.train_steps
-    run.train(config, args.workdir)
+    train_mode(config, args.workdir)
     train_seconds = time.time() - t0
 
     (xa, _), (xb, yb) = _load(args.root, "trainA"), _load(args.root, "trainB")
@@ -91,7 +92,7 @@ def main() -> None:
     }
     for steps in [int(s) for s in args.translate_steps.split(",")]:
         config.translate.num_steps = steps
-        r = run.translate(config, args.workdir)
+        r = translate_mode(config, args.workdir)
         with np.load(os.path.join(args.workdir, "eval", "translate", "translated.npz")) as z:
             out = z["translated"]
         result["translated"][steps] = {

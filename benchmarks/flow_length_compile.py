@@ -1,4 +1,4 @@
-"""Compile time per extra flow length: static step count (before) vs run-time (after), issue 19.
+"""Compile time per extra flow length: a static step count (before) vs a run-time one (after).
 
     python benchmarks/flow_length_compile.py [--nets=cifar10,mlp] [--batch=4]
         [--lengths=100,110,120,130] [--record_at=100,105,110,115,120,125,130]
@@ -6,7 +6,7 @@
 For each net, a jitted flow x0 -> x_L of f'(r_θ) (the sampler's program: params, x0 and key
 are arguments) is called once at each length L:
 - "static": the length is a constant of the program (`jax.jit` with L closed over, as
-  `make_sample_fn` did): every new length traces and compiles a new program;
+  the sampler did): every new length traces and compiles a new program;
 - "run-time": the length is an int32 argument (`flow.flow` with a traced `num_steps`, a while
   loop): the first call compiles, later lengths reuse the program.
 Compile time is what JAX reports through `jax.monitoring` for the call (tracing, lowering to
@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fdrl_jax import divergences, flow_lib
+from fdrl_jax import divergences, flows
 from fdrl_jax.models import MLP, ResNetEstimator
 
 ETA, NU = 3.0, 0.01
@@ -65,7 +65,7 @@ def build(net_name: str, batch: int):
     v = net.init(jax.random.PRNGKey(1), x0)
 
     def potential(v):
-        return flow_lib.make_potential(net.apply, v, divergences.chi2_fprime)
+        return flows.make_potential(net.apply, v, divergences.chi2_fprime)
 
     return potential, v, x0
 
@@ -74,10 +74,10 @@ def measure(name: str, batch: int, lengths: list[int], marks: list[int]) -> None
     potential, v, x0 = build(name, batch)
     key = jax.random.PRNGKey(2)
     print(f"\n{name}: compile seconds (XLA compiles) / wall seconds of the call, per length")
-    dynamic = jax.jit(lambda v, x, k, n: flow_lib.flow(potential(v), x, k, n, ETA, NU))
+    dynamic = jax.jit(lambda v, x, k, n: flows.flow(potential(v), x, k, n, ETA, NU))
 
     def static_flow(length: int):
-        return jax.jit(lambda v, x, k: flow_lib.flow(potential(v), x, k, length, ETA, NU))
+        return jax.jit(lambda v, x, k: flows.flow(potential(v), x, k, length, ETA, NU))
 
     for length in lengths:
         static = static_flow(length)
@@ -92,13 +92,13 @@ def measure(name: str, batch: int, lengths: list[int], marks: list[int]) -> None
         # the old flow.flow with record_at: one static loop per segment between marks
         frames, done = [], 0
         for m in sorted(set(marks)):
-            x = flow_lib.flow(potential(v), x, k, m - done, ETA, NU, start_step=done)
+            x = flows.flow(potential(v), x, k, m - done, ETA, NU, start_step=done)
             frames.append(x)
             done = m
         return x, jnp.stack(frames)
 
     one_loop = jax.jit(
-        lambda v, x, k, n, m: flow_lib.flow(potential(v), x, k, n, ETA, NU, record_at=m)
+        lambda v, x, k, n, m: flows.flow(potential(v), x, k, n, ETA, NU, record_at=m)
     )
     s = compile_cost(lambda: jax.jit(segmented)(v, x0, key))
     d = compile_cost(lambda: one_loop(v, x0, key, np.int32(max(marks)), np.int32(marks)))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command for the hardware check of the image configs (issue: speed and proof on hardware):
+# One command for the hardware check of the image configs:
 #   1. speed of every image config, float32 and bfloat16, batch 64, K = 100 (benchmarks/speed.py);
 #   2. the CIFAR-10 learning curve: configs/cifar10.py with spectral norm off on the real train
 #      split, 800 steps, loss / out_q / out_p every 100 steps;

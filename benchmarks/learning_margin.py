@@ -1,7 +1,7 @@
-"""The margins of tests/test_learning.py: its density-chasm run over many seeds.
+"""The margins of the density-chasm tests in tests/test_trainer.py, over many seeds.
 
 The test trains one seed and compares the samples with fixed bars; this runs exactly the
-test's training (`test_learning.train_chasm`) for each seed, FDRL and the stale estimator,
+test's training (`test_trainer.train_chasm`) for each seed, FDRL and the stale estimator,
 and prints what the bars are compared with, so the bars can be set well outside the spread.
 
     python benchmarks/learning_margin.py --seeds=10
@@ -19,7 +19,7 @@ import numpy as np
 sys.path.insert(
     0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests")
 )
-import test_learning as tl
+import test_trainer as tl
 
 
 def main() -> None:

@@ -48,17 +48,17 @@ def _m(name, what, file, *edits):
 
 
 MUTATIONS = [
-    # The four of issue 16.
+    # The first four: slips in the core of Algorithm 1 and the flow.
     _m(
         "flow-sign",
         "the flow climbs f'(r) instead of descending it",
-        "fdrl_jax/flow_lib.py",
+        "fdrl_jax/flows.py",
         ("return x - eta * grad + nu * noise", "return x + eta * grad + nu * noise"),
     ),
     _m(
         "loss-terms-swapped",
         "the loss gets the data's outputs as the flowed samples' and vice versa",
-        "fdrl_jax/train.py",
+        "fdrl_jax/algorithms.py",
         (
             "return loss_fn(out_q, out_p), (out_q, out_p)",
             "return loss_fn(out_p, out_q), (out_q, out_p)",
@@ -73,7 +73,7 @@ MUTATIONS = [
     _m(
         "loss-sees-prior",
         "the loss sees the prior draw x_0 instead of the flowed x_K",
-        "fdrl_jax/train.py",
+        "fdrl_jax/algorithms.py",
         ("jnp.concatenate([x_k, x_p])", "jnp.concatenate([x0, x_p])"),
     ),
     # More slips in the algorithm's pieces.
@@ -101,13 +101,13 @@ MUTATIONS = [
     _m(
         "eta-twice",
         "the step size applied twice (η² ∇)",
-        "fdrl_jax/flow_lib.py",
+        "fdrl_jax/flows.py",
         ("return x - eta * grad + nu * noise", "return x - eta * eta * grad + nu * noise"),
     ),
     _m(
         "noise-sqrt-2-eta-nu",
         "the noise scaled √(2ην) (DGflow's convention) instead of ν",
-        "fdrl_jax/flow_lib.py",
+        "fdrl_jax/flows.py",
         (
             "return x - eta * grad + nu * noise",
             "return x - eta * grad + jnp.sqrt(2 * eta * nu) * noise",
@@ -116,7 +116,7 @@ MUTATIONS = [
     _m(
         "flow-not-stopped",
         "no stop-gradient on the chain: gradients flow back through the flow",
-        "fdrl_jax/flow_lib.py",
+        "fdrl_jax/flows.py",
         ("    x0 = jax.lax.stop_gradient(x0)\n", ""),
         (
             "return jax.lax.stop_gradient(\n"
@@ -128,17 +128,17 @@ MUTATIONS = [
     _m(
         "loss-through-flow",
         "the loss differentiates through the flow (x_K recomputed from the params it updates)",
-        "fdrl_jax/train.py",
+        "fdrl_jax/algorithms.py",
         (
             "jnp.concatenate([x_k, x_p])",
-            "jnp.concatenate([flow_lib._run(flow_lib.make_potential(apply_fn, "
+            "jnp.concatenate([flows._run(flows.make_potential(apply_fn, "
             '{"params": params, **stats}, fprime), x0, k_flow, 0, num_flow_steps, eta, nu), x_p])',
         ),
     ),
     _m(
         "flow-with-ema",
         "training flows with the EMA params instead of the current ones",
-        "fdrl_jax/train.py",
+        "fdrl_jax/algorithms.py",
         (
             'make_potential(apply_fn, {"params": state.params',
             'make_potential(apply_fn, {"params": state.ema_params',
@@ -147,13 +147,13 @@ MUTATIONS = [
     _m(
         "ema-swapped",
         "the EMA keeps 1 − m of the old average instead of m",
-        "fdrl_jax/train.py",
+        "fdrl_jax/algorithms.py",
         ("state.ema_params, 1.0 - ema_decay)", "state.ema_params, ema_decay)"),
     ),
     _m(
         "fdrl-is-stale",
         "training does not flow (the stale-estimator switch inverted)",
-        "fdrl_jax/train.py",
+        "fdrl_jax/trainer.py",
         (
             "0 if c.stale_estimator else c.flow.num_steps",
             "c.flow.num_steps if c.stale_estimator else 0",
@@ -162,7 +162,7 @@ MUTATIONS = [
     _m(
         "train-k-plus-kappa",
         "training flows K + κ steps instead of K",
-        "fdrl_jax/train.py",
+        "fdrl_jax/trainer.py",
         ("else c.flow.num_steps,", "else c.flow.num_steps + c.flow.kappa,"),
     ),
     _m(
@@ -174,7 +174,7 @@ MUTATIONS = [
     _m(
         "sampler-k-steps",
         "the sampler flows K steps instead of K + κ",
-        "fdrl_jax/sampling.py",
+        "fdrl_jax/sampler.py",
         (
             "c.flow.num_steps + c.flow.kappa if num_steps is None",
             "c.flow.num_steps if num_steps is None",
@@ -183,14 +183,14 @@ MUTATIONS = [
     _m(
         "sample-live-params",
         "--mode=sample draws with the live params instead of the EMA",
-        "fdrl_jax/run/sampling.py",
-        ("sample_fn, state.ema_variables, key", "sample_fn, state.variables, key"),
+        "fdrl_jax/modes/sample_mode.py",
+        ("sample_many(state.ema_variables, key", "sample_many(state.variables, key"),
     ),
     _m(
         "prior-not-clamped",
         "the prior draw is not clamped to [-1, 1] (images)",
-        "fdrl_jax/sampling.py",
-        ("return jnp.clip(x0, -1.0, 1.0) if clip else x0", "return x0"),
+        "fdrl_jax/algorithms.py",
+        ("return clip_images(x0) if clip else x0", "return x0"),
     ),
     _m(
         "ddp-chol-transposed",

@@ -1,4 +1,4 @@
-"""Speed of the training iteration and of sampling for each image config (issue: GPU speed).
+"""Speed of the training iteration and of sampling for each image config.
 
     python benchmarks/speed.py [--configs=cifar10,cifar10-nosn,celeba64,church128,cat2dog]
         [--precision=float32,bfloat16] [--batch=64] [--repeats=5] [--sample_n=50000]
@@ -27,8 +27,9 @@ import time
 import jax
 import jax.numpy as jnp
 
-from fdrl_jax import configlib, flow_lib, train
+from fdrl_jax import configlib, flows, trainer
 from fdrl_jax.experiment import build_experiment
+from fdrl_jax.sampler import Sampler
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {  # name -> (config file, overrides)
@@ -81,24 +82,24 @@ def matmul_peak_tflops(n: int = 8192, repeats: int = 10) -> float:
 def bench(name: str, precision: str, a) -> dict:
     c = _config(name, precision, a.batch, a.smoke)
     exp = build_experiment(c)
-    step_fn, tx = train.make_step_fn(exp)
-    state = train.initial_state(exp, tx)
+    step_fn = trainer.make_train_step(exp)
+    state = trainer.initial_state(exp)
     holder = {"s": state}
 
     def one_iteration():
-        holder["s"], m = step_fn(holder["s"])
+        holder["s"], m = step_fn(holder["s"], exp.data)
         jax.block_until_ready(m["loss"])
 
     iter_s = _timed(one_iteration, a.repeats)
     b, k = c.train.batch_size, c.flow.num_steps
     variables = holder["s"].variables
     x = exp.prior.sample(jax.random.PRNGKey(0), b)
-    potential = flow_lib.make_potential(exp.apply_fn, variables, exp.fprime)
-    flow = jax.jit(lambda x0, key: flow_lib.flow(potential, x0, key, k, c.flow.eta, c.flow.nu))
+    potential = flows.make_potential(exp.apply_fn, variables, exp.fprime)
+    flow = jax.jit(lambda x0, key: flows.flow(potential, x0, key, k, c.flow.eta, c.flow.nu))
     flow_s = _timed(lambda: flow(x, jax.random.PRNGKey(1)).block_until_ready(), a.repeats)
 
     def flow_step(x0):
-        return flow_lib.flow_step(potential, x0, jax.random.PRNGKey(0), c.flow.eta, c.flow.nu)
+        return flows.flow_step(potential, x0, jax.random.PRNGKey(0), c.flow.eta, c.flow.nu)
 
     def loss_step(params, xq, xp):
         def loss(p):
@@ -110,12 +111,10 @@ def bench(name: str, precision: str, a) -> dict:
     flops = k * _flops(flow_step, x) + _flops(loss_step, variables["params"], x, x)
 
     n_sample, sb, steps = a.sample_n, a.sample_batch, k + c.flow.kappa
-    from fdrl_jax import sampling
-
-    sample_fn = sampling.make_sample_fn(exp, steps)
-    sample_fn(holder["s"].ema_variables, jax.random.PRNGKey(2), sb).block_until_ready()  # warm
+    sampler = Sampler(exp, num_steps=steps)
+    sampler(holder["s"].ema_variables, jax.random.PRNGKey(2), sb).block_until_ready()  # warm
     t = time.perf_counter()
-    sampling.sample_many(sample_fn, holder["s"].ema_variables, jax.random.PRNGKey(3), n_sample, sb)
+    sampler.sample_many(holder["s"].ema_variables, jax.random.PRNGKey(3), n_sample, sb)
     sample_s = time.perf_counter() - t
     return {
         "config": name,

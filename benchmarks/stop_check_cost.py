@@ -1,4 +1,4 @@
-"""Cost of agreeing on a stop step in a multi-process run (issue 18).
+"""Cost of agreeing on a stop step in a multi-process run.
 
 Starts 2 CPU processes × 2 devices joined by jax.distributed (gloo), builds the swissroll smoke
 experiment's train step, and times blocks of steps with, after every step:
@@ -31,22 +31,22 @@ def worker(pid: int, port: int, steps: int, repeats: int) -> None:
     import numpy as np
     from jax.experimental import multihost_utils
 
-    from fdrl_jax import configlib, parallel, train
+    from fdrl_jax import configlib, parallel, trainer
     from fdrl_jax.experiment import build_experiment
 
     parallel.initialize("on", f"127.0.0.1:{port}", 2, pid)
-    config = configlib.toy_config("swissroll", "smoke")
+    config = configlib.load_config("configs/swissroll.py:smoke")
     exp = build_experiment(config)
     mesh = parallel.make_mesh()
-    step_fn, tx = train.make_step_fn(exp, mesh)
-    state = train.initial_state(exp, tx, mesh)
+    step_fn = trainer.make_train_step(exp, mesh)
+    state = trainer.initial_state(exp, mesh)
     checks = {
         "none": lambda i: False,
         "sync": multihost_utils.reached_preemption_sync_point,
         "gather": lambda i: bool(np.any(multihost_utils.process_allgather(np.int32(0)))),
     }
     for check in checks.values():  # compile / warm up
-        state, _ = step_fn(state)
+        state, _ = step_fn(state, exp.data)
         check(0)
     times = {name: [] for name in checks}
     i = 0
@@ -56,7 +56,7 @@ def worker(pid: int, port: int, steps: int, repeats: int) -> None:
             t = time.perf_counter()
             for _ in range(steps):
                 i += 1
-                state, _ = step_fn(state)
+                state, _ = step_fn(state, exp.data)
                 check(i)
             jax.block_until_ready(state)
             times[name].append((time.perf_counter() - t) / steps * 1e3)

@@ -1,4 +1,4 @@
-"""Cat2dog 64² unpaired translation (paper Sec. 6.5, SPEC "Unpaired image-to-image translation").
+"""Cat2dog 64² unpaired translation (paper Sec. 6.5).
 
 Algorithm 1 with the prior replaced by source-domain images (`prior.name = "dataset"`: cats,
 flipped and dequantised like data) and the data by the target domain (dogs): the shallow
@@ -12,54 +12,35 @@ crop 64. The folders follow the usual layout `<root>/trainA` (cats), `trainB` (d
     python -m fdrl_jax.main --config=configs/cat2dog.py --workdir=runs/cat2dog --mode=translate \
       --config.translate.input=ROOT/testA --config.translate.target=ROOT/testB
 
-Arguments (comma-separated): a pairing (`lr-kl`, ...), `smoke` (synthetic 64² images, seconds
-on a CPU) and `cifar`: CIFAR-10 cat -> dog at 32² from the .npz files that
-`fdrl_jax.translate.cifar_pair(".../cifar10-jpeg.npz", "data/cifar_cat2dog")` writes.
+Arguments (comma-separated): a pairing (`lsif-chi2`, the default; `lr-kl`, ...), `smoke`
+(synthetic 64² images, seconds on a CPU) and `cifar`: CIFAR-10 cat -> dog at 32² from the .npz
+files that `fdrl_jax.data.pairs.cifar_pair(".../cifar10-jpeg.npz", "data/cifar_cat2dog")`
+writes.
 """
 
-from fdrl_jax.configlib import image_config, split_arg
-
-ROOT = "data/cat2dog"
-CIFAR_ROOT = "data/cifar_cat2dog"
+from fdrl_jax import configlib
+from fdrl_jax.configlib import PAIRINGS, choice
 
 
-def get_config(arg: str | None = None):
-    shared, own = split_arg(arg, ("cifar",))
-    cifar, smoke = "cifar" in own, "smoke" in shared.split(",")
-    image = {"resize": 84, "size": 64, "channels": 3}
-    if cifar:  # CIFAR-10 images are 32² already
-        image = {"resize": 0, "size": 32, "channels": 3}
-    c = image_config(
-        shared,
-        data={
-            "name": "npz" if cifar else "folder",
-            "path": f"{CIFAR_ROOT}/trainB.npz" if cifar else f"{ROOT}/trainB",
-            **image,
-        },
-        model={"arch": "cat2dog"},
-        **{
-            "prior.name": "dataset",
-            # as the reference: the dequantised source images are not clamped
-            "prior.clip": False,
-            "flow.num_steps": 100,
-            "flow.kappa": 10,
-            "train.num_steps": 40_000,
-            "optim.decay_steps": (20_000, 30_000),
-            "translate.num_steps": 110,
-            "translate.input": f"{CIFAR_ROOT}/testA.npz" if cifar else f"{ROOT}/testA",
-            "translate.target": f"{CIFAR_ROOT}/testB.npz" if cifar else f"{ROOT}/testB",
-        },
-    )
-    c.prior.source.update(
-        {
-            "name": c.data.name,
-            "path": f"{CIFAR_ROOT}/trainA.npz" if cifar else f"{ROOT}/trainA",
-            **image,
-        }
-    )
-    if smoke:  # image_config swapped the data for synthetic images; the source follows
-        c.prior.source.update(
-            {"name": "synthetic", "synthetic_count": 48, "size": c.data.size, "resize": 0}
-        )
-        c.translate.update({"input": "", "target": "", "num_steps": 4, "num_images": 16})
+def get_config(arg=None):
+    arg = configlib.parse_arg(arg, pairing=choice("lsif-chi2", PAIRINGS), smoke=False, cifar=False)
+    root, ext, image = "data/cat2dog", "", {"resize": 84, "size": 64, "channels": 3}
+    if arg.cifar:  # CIFAR-10 images are 32² already
+        root, ext, image = "data/cifar_cat2dog", ".npz", {"resize": 0, "size": 32, "channels": 3}
+    source = "npz" if arg.cifar else "folder"
+    c = configlib.image_config()
+    c.data.update(name=source, path=f"{root}/trainB{ext}", **image)
+    c.prior.name = "dataset"
+    c.prior.source.update(name=source, path=f"{root}/trainA{ext}", **image)
+    c.prior.clip = False  # as the reference: the dequantised source images are not clamped
+    c.model.arch = "cat2dog"
+    c.flow.num_steps, c.flow.kappa = 100, 10
+    c.train.num_steps, c.optim.decay_steps = 40_000, (20_000, 30_000)
+    c.translate.num_steps = 110
+    c.translate.update(input=f"{root}/testA{ext}", target=f"{root}/testB{ext}")
+    c.loss, c.divergence = PAIRINGS[arg.pairing]
+    if arg.smoke:
+        configlib.smoke(c)  # the data become synthetic images; the source follows
+        c.prior.source.update(name="synthetic", synthetic_count=48, size=c.data.size, resize=0)
+        c.translate.update(input="", target="", num_steps=4, num_images=16)
     return c

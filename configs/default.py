@@ -1,7 +1,17 @@
-"""Base config (2D swissroll, LSIF-χ²). Every field is documented in fdrl_jax/configlib.py."""
+"""The base config: the 2D swiss roll with LSIF-χ² at the paper's 2D settings; every field,
+its default and its rule are in fdrl_jax/configlib/defaults.py (and modes.py).
 
-from fdrl_jax.configlib import apply_args, default_config
+Arguments (comma-separated): a pairing (`lsif-chi2`, `lr-kl`, `lr-js`, `lr-logd`), `smoke`.
+"""
+
+from fdrl_jax import configlib
+from fdrl_jax.configlib import PAIRINGS, choice
 
 
-def get_config(arg: str | None = None):
-    return apply_args(default_config(), arg)
+def get_config(arg=None):
+    arg = configlib.parse_arg(arg, pairing=choice("lsif-chi2", PAIRINGS), smoke=False)
+    c = configlib.default_config()
+    c.loss, c.divergence = PAIRINGS[arg.pairing]
+    if arg.smoke:
+        configlib.smoke(c)
+    return c

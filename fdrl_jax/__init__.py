@@ -4,18 +4,29 @@ The pure functions of the algorithm, importable from a notebook (they take param
 keys explicitly and read no config):
 
     import fdrl_jax as fd
-    fd.flow_step(potential, x, key, eta, nu)      # one Euler–Maruyama step (SPEC Eq. 9)
-    fd.flow(potential, x0, key, K, eta, nu)       # K steps, lax.scan
+    fd.flow_step(potential, x, key, eta, nu)      # one Euler–Maruyama step (paper Eq. 9)
+    fd.flow(potential, x0, key, K, eta, nu)       # K steps (lax.scan, or a run-time length)
+    fd.make_potential(apply_fn, params, fprime)   # x ↦ f'(r_θ(x)), what the flow descends
     fd.bregman_loss("lsif", out_q, out_p)         # the estimator's objective
     fd.ddp_sample(prior, key, n)                  # draws of the data-dependent prior
     fd.train_step(state, prior, x_p, key, ...)    # Algorithm 1
-    fd.sample(apply_fn, params, prior, fprime, key, n, ...)  # Algorithm 2
+    fd.sample(potential, prior, key, n, ...)      # Algorithm 2 (fd.sample_from: given x0)
 
-and what builds them from a config (`fd.load_config`, `fd.build_experiment`,
-`fd.make_step_fn`, `fd.make_sample_fn`). Drivers (training loop, --mode implementations) are
-in `fdrl_jax.run`; submodules hold the rest.
+and what builds them from a config (`fd.load_config`, `fd.build_experiment`, and for an
+experiment `fd.make_train_step`, `fd.initial_state`, `fd.Sampler`). What each `--mode` runs
+is in `fdrl_jax.modes`; submodules hold the rest.
 """
 
+from fdrl_jax.algorithms import (
+    TrainState,
+    clip_images,
+    draw_prior,
+    init_state,
+    make_optimizer,
+    sample,
+    sample_from,
+    train_step,
+)
 from fdrl_jax.configlib import PAIRINGS, default_config, load_config
 from fdrl_jax.divergences import (
     FPRIMES,
@@ -32,7 +43,7 @@ from fdrl_jax.divergences import (
 )
 from fdrl_jax.evaluation.toy_metrics import c2st, energy_distance, sliced_wasserstein2
 from fdrl_jax.experiment import Experiment, build_experiment
-from fdrl_jax.flow_lib import flow, flow_step, make_potential
+from fdrl_jax.flows import flow, flow_step, make_potential
 from fdrl_jax.priors import (
     FullCovariancePrior,
     GaussianPrior,
@@ -44,8 +55,8 @@ from fdrl_jax.priors import (
     gaussian_prior,
     uniform_prior,
 )
-from fdrl_jax.sampling import make_sample_fn, sample
-from fdrl_jax.train import TrainState, init_state, make_optimizer, make_step_fn, train_step
+from fdrl_jax.sampler import Sampler
+from fdrl_jax.trainer import initial_state, make_train_step
 
 __all__ = [
     "FPRIMES",
@@ -55,6 +66,7 @@ __all__ = [
     "FullCovariancePrior",
     "GaussianPrior",
     "LowRankPrior",
+    "Sampler",
     "TrainState",
     "UniformPrior",
     "bregman_loss",
@@ -62,8 +74,10 @@ __all__ = [
     "c2st",
     "check_pairing",
     "chi2_fprime",
+    "clip_images",
     "ddp_sample",
     "default_config",
+    "draw_prior",
     "energy_distance",
     "fit_full_covariance",
     "fit_gaussian",
@@ -71,6 +85,7 @@ __all__ = [
     "flow_step",
     "gaussian_prior",
     "init_state",
+    "initial_state",
     "js_fprime",
     "kl_fprime",
     "kliep_loss",
@@ -80,9 +95,9 @@ __all__ = [
     "lsif_loss",
     "make_optimizer",
     "make_potential",
-    "make_sample_fn",
-    "make_step_fn",
+    "make_train_step",
     "sample",
+    "sample_from",
     "sliced_wasserstein2",
     "train_step",
     "uniform_prior",

@@ -12,7 +12,7 @@ this module trains one on the run's own labelled data:
 - `l2_pgd`: projected gradient ascent on the cross-entropy in an L2 ball of radius ε per image
   (Madry et al. 2018), the attack the robust classifier is trained against.
 - `train_step` (pure) and `train_classifier` (the loop). `--mode=classifier`, and saving and
-  loading a classifier's params, are in `run/classifier.py`.
+  loading a classifier's params, are in `modes/classifier_mode.py`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import optax
 
 from fdrl_jax import loop
 from fdrl_jax.errors import ConfigError
-from fdrl_jax.models.conv_vjp import conv_general_dilated as fast_conv
+from fdrl_jax.models import conv_vjp
 
 Array = jax.Array
 ApplyFn = Callable[[object, Array], Array]  # (params, x) -> logits (B, N)
@@ -58,7 +58,11 @@ class Classifier(nn.Module):
                 stride = 1 if i == 0 else 2
                 # conv_vjp: its input gradient (PGD, the conditional flow) runs in loops
                 conv = nn.Conv(
-                    f, (3, 3), (stride, stride), padding="SAME", conv_general_dilated=fast_conv
+                    f,
+                    (3, 3),
+                    (stride, stride),
+                    padding="SAME",
+                    conv_general_dilated=conv_vjp.conv_general_dilated,
                 )
                 h = nn.swish(conv(h))
         h = h.reshape(h.shape[0], -1)

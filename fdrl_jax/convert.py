@@ -1,5 +1,5 @@
 """Entry point for checkpoints between the reference PyTorch implementation and a work
-directory of ours (`run/convert.py`):
+directory of ours (`run/conversion.py`):
 
     python -m fdrl_jax.convert --from=reference CKPT.pt --config=configs/cifar10.py \
         --workdir=DIR [--prior=cifar10_ddp.pt]          # a new work directory holding CKPT.pt
@@ -18,8 +18,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from fdrl_jax.errors import ConfigError
-from fdrl_jax.run import cli, convert
-from fdrl_jax.run import workdir as workdir_lib
+from fdrl_jax.run import cli, conversion, files
 
 config_flags.DEFINE_config_file(
     "config", None, "The run's config file (configs/*.py[:arg]).", lock_config=True
@@ -46,13 +45,13 @@ def _run(path: str) -> None:
     source, target = FLAGS["from"].value, FLAGS.to
     if (source is None) == (target is None):
         raise ConfigError("Give one of --from=reference (import) or --to=npz|reference (export).")
-    workdir = workdir_lib.resolve(FLAGS.workdir)  # a local directory (absolute) or a bucket URI
+    workdir = files.resolve(FLAGS.workdir)  # a local directory (absolute) or a bucket URI
     if source == "reference":
-        convert.import_reference(FLAGS.config, workdir, path, FLAGS.prior)
+        conversion.import_reference(FLAGS.config, workdir, path, FLAGS.prior)
     elif target == "npz":
-        convert.export_npz(FLAGS.config, workdir, path)
+        conversion.export_npz(FLAGS.config, workdir, path)
     else:
-        convert.export_reference(FLAGS.config, workdir, path, FLAGS.prior)
+        conversion.export_reference(FLAGS.config, workdir, path, FLAGS.prior)
 
 
 def main(argv) -> None:

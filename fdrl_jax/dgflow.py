@@ -8,7 +8,7 @@ potential f'(e^{−d(x)}), computed with the same log-ratio f' functions:
     JS:   ∇ f' = −σ(d) ∇d         (s(d) = 1 / (1 + e^{−d}))
     logD: ∇ f' = −σ(−d) ∇d        (s(d) = 1 / (1 + e^{d}))
 
-and the update x ← x + η s(d) ∇d + √(2ηγ) ξ is `flow_lib.flow` with ν = √(2ηγ) (γ = 0: the
+and the update x ← x + η s(d) ∇d + √(2ηγ) ξ is `flows.flow` with ν = √(2ηγ) (γ = 0: the
 deterministic variant). Latent-space refinement (DGflow Algorithm 1) flows z with the potential
 z ↦ f'(e^{−d(G(z))}).
 """
@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from fdrl_jax import divergences, flow_lib, loop
+from fdrl_jax import divergences, flows, loop
 from fdrl_jax.errors import ConfigError
 
 Array = jax.Array
@@ -41,7 +41,7 @@ def _fprime(divergence: str) -> Callable[[Array], Array]:
     return divergences.get_fprime(divergence)
 
 
-def data_potential(logit_fn: Callable[[Array], Array], divergence: str) -> flow_lib.Potential:
+def data_potential(logit_fn: Callable[[Array], Array], divergence: str) -> flows.Potential:
     """x ↦ f'(r(x)) with log r = −d(x): refine samples in data space."""
     fprime = _fprime(divergence)
     return lambda x: fprime(-logit_fn(x))
@@ -49,14 +49,14 @@ def data_potential(logit_fn: Callable[[Array], Array], divergence: str) -> flow_
 
 def latent_potential(
     logit_fn: Callable[[Array], Array], generator: Callable[[Array], Array], divergence: str
-) -> flow_lib.Potential:
+) -> flows.Potential:
     """z ↦ f'(r(G(z))) with log r = −d(G(z)): refine latents of a generator G."""
     fprime = _fprime(divergence)
     return lambda z: fprime(-logit_fn(generator(z)))
 
 
 def refine(
-    potential: flow_lib.Potential,
+    potential: flows.Potential,
     x0: Array,
     key: Array,
     num_steps: int = DEFAULT_NUM_STEPS,
@@ -68,7 +68,7 @@ def refine(
         raise ConfigError(
             f"refine needs eta > 0, gamma >= 0, num_steps >= 0; got {eta}, {gamma}, {num_steps}"
         )
-    return flow_lib.flow(potential, x0, key, num_steps, eta, math.sqrt(2.0 * eta * gamma))
+    return flows.flow(potential, x0, key, num_steps, eta, math.sqrt(2.0 * eta * gamma))
 
 
 def corrected_logit(

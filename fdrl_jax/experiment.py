@@ -1,8 +1,11 @@
-"""Turn a config into the pieces the pure functions take: model, data, prior, f', loss.
+"""A config turned into the pieces the pure functions take: model, data, prior, f', loss.
 
-This is the one place that reads the config's names; the math modules never see a config.
-A fitted prior can be cached by the caller (`prior_cache`, e.g. the run directory's
-`prior.npz`: see `run/workdir.py`), so this module reads no run directory itself.
+The assembly layer starts here: `build_experiment` validates the config and builds each piece
+from its section through the library's registries (`data.build_data`, `models.build_model`,
+`priors.build_prior`, `divergences.get_fprime` / `get_loss`); `trainer.py` and `sampler.py`
+compile Algorithms 1 and 2 with its settings. The library below never sees a config. A
+fitted prior can be cached by the caller (`prior_cache`, e.g. the run directory's `prior.npz`:
+see `run/files.py`), so this module reads no run directory itself.
 """
 
 from __future__ import annotations
@@ -19,7 +22,16 @@ import numpy as np
 
 from fdrl_jax import configlib, divergences, models, priors
 from fdrl_jax.data import build_data
-from fdrl_jax.train import STREAM_FIT
+
+# Separate PRNG streams derived from the root key (`config.seed`); each is folded with the
+# step, so a resumed run draws what an uninterrupted one draws and no key is checkpointed.
+STREAM_TRAIN, STREAM_DATA, STREAM_FIT, STREAM_INIT = 0, 1, 2, 3
+
+
+def stream_key(config, stream: int, step=None) -> jax.Array:
+    """The key of one PRNG stream of the run (`STREAM_*`), folded with `step` when given."""
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), stream)
+    return key if step is None else jax.random.fold_in(key, step)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +109,7 @@ class PriorCache(Protocol):
     def save(self, prior, fingerprint: str) -> None: ...
 
 
-def build_prior(config, data, cache: PriorCache | None = None):
+def _prior(config, data, cache: PriorCache | None):
     """The config's prior. A fitted (data-dependent) prior is taken from `cache` when it holds
     one fitted with the same data and prior settings, else fitted and stored there."""
 
@@ -124,7 +136,7 @@ def build_experiment(config, prior_cache: PriorCache | None = None) -> Experimen
         config=config,
         model=models.build_model(config.model),
         data=data,
-        prior=build_prior(config, data, prior_cache),
+        prior=_prior(config, data, prior_cache),
         fprime=divergences.get_fprime(config.divergence),
         loss_fn=divergences.get_loss(config.loss),
         compute_dtype=jnp.dtype(config.train.precision),

@@ -1,7 +1,7 @@
 """The fitting loop of the auxiliary models: GANs, classifiers, DGflow's corrector.
 
 `fit` runs a jitted step function a fixed number of times from a state held in memory and logs
-its metrics. FDRL's own training loop (`run/training.py`) is a different thing on purpose: it
+its metrics. FDRL's own training loop (`modes/train_mode.py`) is a different thing on purpose: it
 resumes from checkpoints, stops cleanly on preemption signals and guards against divergence,
 which these minute-long fits do not need.
 """

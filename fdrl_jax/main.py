@@ -1,6 +1,6 @@
 """Entry point: `python -m fdrl_jax.main --config=configs/x.py --workdir=DIR [--mode=...]`.
 
-Flags, the multi-process set-up and dispatch to `run.MODES` only. An error in what the user
+Flags, the multi-process set-up and dispatch to `modes.MODES` only. An error in what the user
 asked for (`errors.UserError`: an invalid config, a missing or malformed data file, an
 unwritable workdir, no checkpoint, processes started with different settings, ...) prints its
 message alone and exits with status 2; `--debug` (or FDRL_DEBUG=1) shows its traceback too.
@@ -16,10 +16,9 @@ import traceback
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from fdrl_jax import parallel, run
+from fdrl_jax import modes, parallel
 from fdrl_jax.errors import UserError
-from fdrl_jax.run import cli, multihost
-from fdrl_jax.run import workdir as workdir_lib
+from fdrl_jax.run import cli, files, multihost
 
 config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (configs/*.py[:arg]).", lock_config=True
@@ -33,7 +32,7 @@ flags.DEFINE_string(
 flags.DEFINE_enum(
     "mode",
     "train",
-    list(run.MODES),
+    list(modes.MODES),
     "train | sample | eval (FDRL); gan (train a base GAN) | refine (DGflow); classifier "
     "(train p(y|x)) | conditional (class-conditional samples) | translate (source -> target).",
 )
@@ -87,12 +86,12 @@ def main(argv) -> None:
             FLAGS.distributed, FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
         )
         # A local directory (made absolute) or a bucket URI such as gs://bucket/runs/x.
-        workdir = workdir_lib.resolve(FLAGS.workdir)
+        workdir = files.resolve(FLAGS.workdir)
         # Before any collective: processes with different settings would hang or corrupt
         # the run.
         multihost.check_same_config(FLAGS.config, workdir=workdir, mode=FLAGS.mode)
         with multihost.watch_peers(FLAGS.peer_timeout, report=_report):
-            run.MODES[FLAGS.mode](FLAGS.config, workdir)
+            modes.MODES[FLAGS.mode](FLAGS.config, workdir)
 
 
 if __name__ == "__main__":

@@ -196,7 +196,7 @@ def fit_gaussian(
 def ddp_sample(prior: FullCovariancePrior | LowRankPrior, key: Array, n: int) -> Array:
     """n draws (n, *event) of the data-dependent prior of Eq. 8: μ + L ε with L = chol(Σ +
     jitter·I) (full form), or μ + V ε₁ + √ψ ⊙ ε₂ (low-rank + diagonal form). Pure and jit-able
-    with n static. Clamping to [-1, 1] (images) is the caller's (`sampling.draw_prior`)."""
+    with n static. Clamping to [-1, 1] (images) is the caller's (`algorithms.draw_prior`)."""
     if not isinstance(prior, FullCovariancePrior | LowRankPrior):
         raise TypeError(
             f"ddp_sample takes a fitted data-dependent prior; got {type(prior).__name__}"

@@ -345,9 +345,9 @@ def register() -> None:
     from orbax.checkpoint._src.path import gcs_utils
 
     gcs_utils.is_hierarchical_namespace_enabled = lambda path: False
-    from fdrl_jax.run import training
+    import fdrl_jax.modes.train_mode
 
-    training.open_writer = lambda workdir: None
+    fdrl_jax.modes.train_mode.open_writer = lambda workdir: None
 
 
 def env(root: str, server_url: str) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""The classifier trainer: L2 PGD, the pure step, the loop, save/load and --mode=classifier."""
+"""Classifiers p(y|x) (`classifier.py`): L2 PGD, the pure step; and `--mode=classifier`
+(`modes/classifier_mode.py`): training, robust training, saving and loading, clear errors."""
 
 import json
 import os
@@ -9,11 +10,11 @@ import numpy as np
 import pytest
 
 from fdrl_jax import classifier as clf
-from fdrl_jax import configlib, run
+from fdrl_jax import configlib
 from fdrl_jax.data import build_data
 from fdrl_jax.data.images import to_unit_range
 from fdrl_jax.interop import npz
-from fdrl_jax.run import classifier_training
+from fdrl_jax.modes import classifier_mode as mode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -71,15 +72,13 @@ def _digits_config(tmp_path, **classifier):
 @pytest.mark.slow
 def test_run_classifier_trains_saves_and_loads(tmp_path):
     config = _digits_config(tmp_path, adv_eps=0.5, adv_steps=3)
-    result = run.classifier(config, str(tmp_path))
+    result = mode.classifier_mode(config, str(tmp_path))
     assert result["num_classes"] == 10 and result["num_heldout"] == 180
     assert result["heldout_accuracy"] > 0.85  # 300 steps on the 8×8 digits
     assert 0 < result["heldout_adv_accuracy"] <= result["heldout_accuracy"]
     with open(tmp_path / "clf.json") as f:
         assert json.load(f) == result
-    apply_fn, params = classifier_training.load_classifier(
-        config.classifier, str(tmp_path / "clf.npz")
-    )
+    apply_fn, params = mode.load_classifier(config.classifier, str(tmp_path / "clf.npz"))
     data = build_data(config.data)
     x, y = to_unit_range(data.images), data.labels
     assert clf.accuracy(apply_fn, params, x, y) > 0.85
@@ -90,10 +89,8 @@ def test_robust_training_is_more_robust_than_clean(tmp_path):
     accs = {}
     for name, eps in (("clean", 0.0), ("robust", 1.0)):
         config = _digits_config(tmp_path, adv_eps=eps, adv_steps=3, path=str(tmp_path / name))
-        run.classifier(config, str(tmp_path))
-        apply_fn, params = classifier_training.load_classifier(
-            config.classifier, str(tmp_path / name) + ".npz"
-        )
+        mode.classifier_mode(config, str(tmp_path))
+        apply_fn, params = mode.load_classifier(config.classifier, str(tmp_path / name) + ".npz")
         data = build_data(config.data)
         x, y = to_unit_range(data.images[:300]), data.labels[:300]
         accs[name] = clf.accuracy(apply_fn, params, x, y, adv_eps=1.0, adv_steps=5)
@@ -104,24 +101,18 @@ def test_unlabelled_data_is_a_clear_error(tmp_path):
     config = configlib.load_config(os.path.join(ROOT, "configs", "digits.py") + ":smoke")
     config.data.name = "synthetic"
     with pytest.raises(ValueError, match="labelled images"):
-        run.classifier(config, str(tmp_path))
+        mode.classifier_mode(config, str(tmp_path))
 
 
 def test_loading_something_else_is_a_clear_error(tmp_path):
 
     npz.save_params(str(tmp_path / "x.npz"), {"dense": {"kernel": np.zeros((2, 2))}})
     with pytest.raises(ValueError, match="logits"):
-        classifier_training.load_classifier(
-            configlib.default_config().classifier, str(tmp_path / "x.npz")
-        )
+        mode.load_classifier(configlib.default_config().classifier, str(tmp_path / "x.npz"))
     with pytest.raises(FileNotFoundError):
-        classifier_training.load_classifier(
-            configlib.default_config().classifier, str(tmp_path / "none.npz")
-        )
+        mode.load_classifier(configlib.default_config().classifier, str(tmp_path / "none.npz"))
 
 
 def test_default_path_is_in_the_workdir(tmp_path):
     config = configlib.default_config()
-    assert classifier_training.classifier_path(config, "/w") == os.path.join(
-        "/w", "classifier", "params.npz"
-    )
+    assert mode.classifier_path(config, "/w") == os.path.join("/w", "classifier", "params.npz")

@@ -1,3 +1,6 @@
+"""Convolutions whose input gradient XLA:CPU runs fast inside loops (`models/conv_vjp.py`): the
+same values and gradients as `lax`, HWIO kernels inside a loop, the config field."""
+
 import re
 
 import jax

@@ -1,3 +1,6 @@
+"""The 2D toys and point clouds (`data/toy.py`, `data/__init__.py`): the paper's
+distributions, files, and clear errors."""
+
 import jax
 import ml_collections
 import numpy as np

@@ -1,3 +1,6 @@
+"""DGflow (`dgflow.py`): its update, noise and latent refinement, the corrector, a refined GAN;
+and `--mode=gan` / `--mode=refine` end to end."""
+
 import os
 
 import jax
@@ -5,11 +8,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fdrl_jax import dgflow, gan, run
+from fdrl_jax import dgflow, gan
 from fdrl_jax.data import toy
 from fdrl_jax.interop import npz
 from fdrl_jax.models import MLP
+from fdrl_jax.modes.gan_mode import gan_mode
+from fdrl_jax.modes.refine_mode import refine_mode
+from fdrl_jax.modes.train_mode import train_mode
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 M = jnp.array([1.0, -0.5])
 
 
@@ -106,50 +113,49 @@ def test_gan_and_refine_modes_end_to_end(tmp_path):
 
     from fdrl_jax import configlib
 
-    config = configlib.toy_config("8gaussians", "lr-kl,smoke")
+    config = configlib.load_config(os.path.join(ROOT, "configs", "gaussians8.py:lr-kl,smoke"))
     wd = str(tmp_path)
-    samples = run.gan(config, wd)
+    samples = gan_mode(config, wd)
     config.refine.input = samples
     config.refine.discriminator = os.path.join(wd, "gan", "discriminator.npz")
-    result = run.refine(config, wd)
+    result = refine_mode(config, wd)
     assert result["num_samples"] == 256 and result["source"] == "discriminator"
     with np.load(os.path.join(wd, "eval", "refined.npz")) as z:
         assert z["before"].shape == z["after"].shape == (256, 2)
         assert not np.allclose(z["before"], z["after"])
     assert json.load(open(os.path.join(wd, "eval", "refine.json")))["num_steps"] == 25
     # A trained FDRL estimator refines the same samples.
-    run.train(config, wd)
+    train_mode(config, wd)
     config.refine.source = "estimator"
-    assert run.refine(config, wd)["source"] == "estimator"
+    assert refine_mode(config, wd)["source"] == "estimator"
 
 
 def test_refine_input_errors(tmp_path):
     from fdrl_jax import configlib
 
-    config = configlib.toy_config("8gaussians", "smoke")
+    config = configlib.load_config(os.path.join(ROOT, "configs", "gaussians8.py:smoke"))
     config.refine.input = str(tmp_path / "none.npz")
     with pytest.raises(FileNotFoundError, match="refine.input"):
-        run.refine(config, str(tmp_path))
+        refine_mode(config, str(tmp_path))
     np.savez(tmp_path / "x.npz", other=np.zeros((4, 2)))
     config.refine.input = str(tmp_path / "x.npz")
     with pytest.raises(ValueError, match="refine.key"):
-        run.refine(config, str(tmp_path))
+        refine_mode(config, str(tmp_path))
     np.savez(tmp_path / "y.npz", samples=np.zeros((4, 2)))
     config.refine.input = str(tmp_path / "y.npz")
     config.refine.discriminator = str(tmp_path / "missing.npz")
     with pytest.raises(FileNotFoundError, match="params file"):
-        run.refine(config, str(tmp_path))
+        refine_mode(config, str(tmp_path))
 
 
 @pytest.mark.slow
 def test_image_gan_with_spectral_norm_and_latent_space_refinement(tmp_path):
     from fdrl_jax import configlib
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    config = configlib.load_config(os.path.join(root, "configs", "digits.py") + ":smoke")
+    config = configlib.load_config(os.path.join(ROOT, "configs", "digits.py") + ":smoke")
     config.gan.spectral_norm, config.gan.num_steps, config.gan.latent_dim = True, 20, 8
     wd = str(tmp_path)
-    samples = run.gan(config, wd)
+    samples = gan_mode(config, wd)
     disc = npz.load_params(os.path.join(wd, "gan", "discriminator.npz"))
     assert set(disc) == {"params", "batch_stats"}  # spectral norm's state is saved with it
     with np.load(samples) as z:
@@ -162,7 +168,7 @@ def test_image_gan_with_spectral_norm_and_latent_space_refinement(tmp_path):
         discriminator=os.path.join(wd, "gan", "discriminator.npz"),
         num_steps=5,
     )
-    result = run.refine(config, wd)
+    result = refine_mode(config, wd)
     assert result["space"] == "latent" and "mean_max_prob" in result["digits_after"]
     with np.load(os.path.join(wd, "eval", "refined.npz")) as z:
         moved = np.abs(z["latents_after"] - z["latents_before"]).max()

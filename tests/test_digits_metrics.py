@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from fdrl_jax import configlib
+from fdrl_jax.algorithms import draw_prior
 from fdrl_jax.evaluation.digits_metrics import digits_scores
 from fdrl_jax.experiment import build_experiment
-from fdrl_jax.sampling import draw_prior
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,3 +1,6 @@
+"""FID (`evaluation/fid.py`): the Fréchet distance against scipy and closed forms, streaming
+statistics, the pytorch-fid file format, and FID with a small feature network."""
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 
+import helpers
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -12,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.slow
 def test_gpu_check_smoke_writes_every_figure(tmp_path):
     out = tmp_path / "check"
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env = helpers.env(devices=1)
     proc = subprocess.run(
         ["bash", "benchmarks/gpu_check.sh", str(out), "--smoke"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,

@@ -17,15 +17,19 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import traverse_util
+from helpers import env
 
 torch = pytest.importorskip("torch")
 
-from fdrl_jax import configlib, priors, run, train  # noqa: E402
+from fdrl_jax import algorithms, configlib, priors  # noqa: E402
 from fdrl_jax.errors import ConfigError, DataError, WorkdirError  # noqa: E402
 from fdrl_jax.interop import exported, reference_config, reference_nets, torch_files  # noqa: E402
 from fdrl_jax.interop import reference_checkpoint as ref_ckpt  # noqa: E402
 from fdrl_jax.models import ARCHS, build_model  # noqa: E402
-from fdrl_jax.run import convert  # noqa: E402
+from fdrl_jax.modes.sample_mode import sample_mode  # noqa: E402
+from fdrl_jax.modes.train_mode import train_mode  # noqa: E402
+from fdrl_jax.run import conversion as convert  # noqa: E402
+from fdrl_jax.run.checkpoints import restore_for_inference  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPE = (32, 32, 3)
@@ -114,11 +118,11 @@ def net_config(net: str, sn: bool):
 
 
 def template_for(config, shape):
-    tx, _ = train.make_optimizer(config.optim.lr, config.optim.decay_steps)
+    tx, _ = algorithms.make_optimizer(config.optim.lr, config.optim.decay_steps)
     model = build_model(config.model)
     return (
         jax.eval_shape(
-            lambda: train.init_state(model, tx, jax.random.PRNGKey(0), jnp.zeros((1, *shape)))
+            lambda: algorithms.init_state(model, tx, jax.random.PRNGKey(0), jnp.zeros((1, *shape)))
         ),
         model,
         tx,
@@ -243,7 +247,7 @@ def _reference_prior(path, h=8, seed=0):
 def test_reference_prior_imports_as_the_same_draws_in_our_pixel_order(tmp_path):
     path = str(tmp_path / "cifar10_ddp.pt")
     dist = _reference_prior(path)
-    arrays = torch_files.load_prior(path)
+    arrays = torch_files.load_reference_prior(path)
     shape = ref_ckpt.reference_prior_shape(arrays["loc"].size, 8)
     assert shape == (8, 8, 3)
     prior = ref_ckpt.prior_from_reference(arrays, shape)
@@ -267,12 +271,12 @@ def test_our_fitted_priors_export_to_torch_distributions(tmp_path):
     for form in ("full", "lowrank"):
         prior = priors.fit_gaussian([x], form=form, rank=5)
         path = str(tmp_path / f"{form}_ddp.pt")
-        torch_files.save_prior(path, ref_ckpt.prior_to_reference(prior))
+        torch_files.save_reference_prior(path, ref_ckpt.prior_to_reference(prior))
         dist = torch.load(path, weights_only=False)
         idx = ref_ckpt.chw_index((4, 4, 3))
         cov = dist.covariance_matrix.double().numpy()[np.ix_(idx, idx)]
         np.testing.assert_allclose(cov, priors.covariance_of(prior), rtol=0, atol=1e-5)
-        back = ref_ckpt.prior_from_reference(torch_files.load_prior(path), (4, 4, 3))
+        back = ref_ckpt.prior_from_reference(torch_files.load_reference_prior(path), (4, 4, 3))
         np.testing.assert_allclose(priors.covariance_of(back), cov, rtol=0, atol=1e-5)
 
 
@@ -332,7 +336,7 @@ def _cli(*args, check=True):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        env=env(devices=1),
     )
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -344,7 +348,7 @@ def test_cli_import_then_sample_and_a_user_error(tmp_path):
     """The command the README gives, on a toy MLP checkpoint; then --mode=sample runs on the
     new work directory. A checkpoint trained with another loss exits 2 with the message
     alone."""
-    config = configlib.toy_config("swissroll", "smoke")
+    config = configlib.load_config(os.path.join(ROOT, "configs", "swissroll.py:smoke"))
     shape = (2,)
     ref = reference_config_dict(dataset="swissroll", n_flow_steps=10, spectral_norm=False)
     ref.update(in_dim=2, hidden_dim=64, n_hidden_layers=3)
@@ -359,7 +363,7 @@ def test_cli_import_then_sample_and_a_user_error(tmp_path):
     provenance = json.load(open(os.path.join(wd, "reference.json")))
     assert provenance["step"] == 3 and provenance["adam_state"] == "imported"
     assert provenance["reference_config"]["dataset"] == "swissroll"
-    out = run.sample(config, wd)
+    out = sample_mode(config, wd)
     with np.load(out) as z:
         assert z["samples"].shape == (config.sample.num_samples, 2) and int(z["step"]) == 3
         assert np.all(np.isfinite(z["samples"]))
@@ -374,7 +378,7 @@ def trained_run(tmp_path_factory):
     """A run of ours: the CIFAR-10 smoke config (ResNet with spectral norm, fitted full DDP)."""
     config = configlib.load_config(os.path.join(ROOT, "configs", "cifar10.py") + ":smoke")
     wd = str(tmp_path_factory.mktemp("ours"))
-    state = run.train(config, wd)
+    state = train_mode(config, wd)
     return config, wd, state
 
 
@@ -390,7 +394,7 @@ def test_export_npz_round_trips_bit_equal(trained_run, tmp_path):
     loaded = exported.load_export(out)
     _equal(loaded.variables, state.ema_variables)
     assert loaded.step == int(state.step) and loaded.config["model"]["arch"] == "cifar10"
-    exp, _ = run.restore_for_inference(config, wd)
+    exp, _ = restore_for_inference(config, wd)
     _equal(loaded.prior, exp.prior)
     assert loaded.prior.shape == exp.prior.shape
     with np.load(out) as z:  # numpy alone reads it, under our params' names
@@ -412,11 +416,11 @@ def test_export_to_the_reference_loads_in_torch_and_imports_back_bit_equal(train
     net.load_state_dict(ckpt["ema"])
     torch.optim.Adam(net.parameters()).load_state_dict(ckpt["optim"])
     x = np.random.default_rng(0).uniform(-1, 1, (2, *SHAPE)).astype(np.float32)
-    exp, _ = run.restore_for_inference(config, wd)
+    exp, _ = restore_for_inference(config, wd)
     ours = exp.apply_fn(state.ema_variables, jnp.asarray(x))
     assert max_rel_err(ours, torch_out(net, x)) <= 1e-4
     dataset = convert.reference_dataset(config)  # the smoke config's: synthetic images
-    prior = torch_files.load_prior(os.path.join(tmp_path, f"{dataset}_ddp.pt"))
+    prior = torch_files.load_reference_prior(os.path.join(tmp_path, f"{dataset}_ddp.pt"))
     idx = ref_ckpt.chw_index(SHAPE)
     np.testing.assert_array_equal(prior["loc"][idx], np.asarray(exp.prior.mean))
     back = convert.import_reference(config, str(tmp_path / "back"), out)
@@ -433,12 +437,12 @@ def test_export_to_the_reference_loads_in_torch_and_imports_back_bit_equal(train
     wd = str(tmp_path / "with_prior")
     prior_path = os.path.join(tmp_path, f"{dataset}_ddp.pt")
     convert.import_reference(config, wd, out, prior=prior_path)
-    exp2, _ = run.restore_for_inference(config, wd)
+    exp2, _ = restore_for_inference(config, wd)
     assert np.any(np.triu(np.asarray(exp2.prior.chol), 1))
     np.testing.assert_array_equal(exp2.prior.mean, exp.prior.mean)
     np.testing.assert_allclose(
         priors.covariance_of(exp2.prior), priors.covariance_of(exp.prior), rtol=0, atol=1e-5
     )
     with pytest.raises(ConfigError, match="prior"):
-        toy = configlib.toy_config("swissroll", "smoke")
+        toy = configlib.load_config(os.path.join(ROOT, "configs", "swissroll.py:smoke"))
         convert.import_reference(toy, str(tmp_path / "toy"), out, prior=out)

@@ -1,8 +1,8 @@
-"""Multi-process runs that fail safely, with 2 CPU processes × 2 devices joined by
-jax.distributed (as tests/test_parallel.py): a preemption (SIGTERM to every process) saves
-one step everywhere and exits 0; a lost process (SIGKILL) stops the others with a message
-naming it; mismatched configs stop every process at start-up. Each test prints the times it
-measured, past pytest's capture."""
+"""Multi-process runs (`run/multihost.py`), with 2 CPU processes × 2 devices joined by
+jax.distributed: they train the one-process model; a preemption (SIGTERM to every process)
+saves one step everywhere and exits 0; a lost process (SIGKILL) stops the others with a
+message naming it; mismatched configs stop every process at start-up. Each test prints the
+times it measured, past pytest's capture."""
 
 import json
 import os
@@ -14,15 +14,15 @@ import sys
 import threading
 import time
 
-import jax
-import numpy as np
 import pytest
+from helpers import ROOT, assert_close, configs, env, leaves_equal
 
-from fdrl_jax import configlib, run
+from fdrl_jax import configlib
+from fdrl_jax.modes.train_mode import train_mode
 from fdrl_jax.run import checkpoints, multihost
+from fdrl_jax.run.checkpoints import restore_for_inference
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEPS = 160
+STEPS = 80
 # Frequent logging makes the host wait for the devices every 2 steps: with many steps in
 # flight, 2-process gloo runs on a 2-core machine can deadlock in a CollectivePermute.
 ARGS = [
@@ -36,7 +36,7 @@ ARGS = [
 
 def _config():
     """What ARGS load."""
-    c = configlib.toy_config("swissroll", "smoke")
+    c = configlib.load_config(configs("swissroll.py:smoke"))
     c.train.num_steps, c.train.log_every, c.train.sample_every = STEPS, 2, 100000
     c.train.checkpoint_every = 20
     return c
@@ -49,11 +49,6 @@ class Job:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        env = dict(
-            os.environ,
-            JAX_PLATFORMS="cpu",
-            XLA_FLAGS="--xla_force_host_platform_device_count=2",
-        )
         os.makedirs(logdir, exist_ok=True)
         self.logs = [os.path.join(logdir, f"p{i}-{time.monotonic_ns()}.log") for i in range(2)]
         self.procs = [
@@ -62,7 +57,7 @@ class Job:
                 + [f"--workdir={workdir}", f"--coordinator_address=127.0.0.1:{port}"]
                 + ["--num_processes=2", f"--process_id={i}"],
                 cwd=ROOT,
-                env=env,
+                env=env(devices=2),
                 stdout=subprocess.DEVNULL,
                 stderr=open(self.logs[i], "w"),
             )
@@ -124,7 +119,7 @@ def _latest(workdir):
 
 
 def _state(workdir):
-    return run.restore_for_inference(_config(), workdir)[1]
+    return restore_for_inference(_config(), workdir)[1]
 
 
 def _report(capsys, message: str) -> None:
@@ -133,18 +128,21 @@ def _report(capsys, message: str) -> None:
         print(f"\n[{message}]", flush=True)
 
 
-def _equal(a, b) -> bool:
-    return all(
-        np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-    )
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """The final state of an uninterrupted 2-process run of STEPS steps."""
     wd = str(tmp_path_factory.mktemp("uninterrupted"))
     Job(wd, wd + "_logs").check_ok()
     return _state(wd)
+
+
+@pytest.mark.slow
+def test_two_processes_train_the_one_process_model(tmp_path, uninterrupted):
+    """The same steps on 2 processes × 2 devices as on one device (to float rounding of the
+    batch reductions)."""
+    one = train_mode(_config(), str(tmp_path / "one"))
+    assert_close(uninterrupted.params, one.params)
+    assert_close(uninterrupted.ema_params, one.ema_params)
 
 
 @pytest.mark.slow
@@ -173,7 +171,7 @@ def test_sigterm_to_every_process_saves_one_step_exits_zero_and_resumes(
     job.check_ok()
     to_finish = time.monotonic() - t0
     assert f"Resumed from step {stopped}" in job.log(0)
-    assert _equal(_state(wd), uninterrupted)
+    assert leaves_equal(_state(wd), uninterrupted)
     _report(
         capsys,
         f"SIGTERM to both processes (0.5 s apart): both saved step {stopped} and exited 0 "
@@ -189,7 +187,7 @@ def test_sigkill_of_one_process_stops_the_others_and_the_job_resumes(
     wd, logs = str(tmp_path / "run"), str(tmp_path / "logs")
     report = []
     for victim in (1, 0):  # a worker; then process 0, which runs the coordination service
-        job = Job(wd, logs)
+        job = Job(wd, logs, "--peer_timeout=10")
         before = _latest(wd) or 0
         _wait_for(lambda b=before: (_latest(wd) or 0) > b and _logged_step(wd) % 20 >= 6, job)
         complete = _latest(wd)
@@ -215,7 +213,7 @@ def test_sigkill_of_one_process_stops_the_others_and_the_job_resumes(
     to_finish = time.monotonic() - t0
     resumed = int(re.search(r"Resumed from step (\d+)", job.log(0)).group(1))
     assert resumed % 20 == 0 and resumed >= complete
-    assert _equal(_state(wd), uninterrupted)
+    assert leaves_equal(_state(wd), uninterrupted)
     _report(
         capsys,
         "; ".join(report) + f"; the restart resumed from step {resumed} (the last complete "
@@ -350,12 +348,11 @@ def test_an_error_on_one_process_stops_the_others_within_seconds(tmp_path, capsy
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{s.getsockname()[1]}"
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", ERROR_ON_ONE, address, str(i)],
             cwd=ROOT,
-            env=env,
+            env=env(devices=1),
             stderr=subprocess.PIPE,
             text=True,
         )

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import helpers
 import pytest
 
 from fdrl_jax import configlib
@@ -29,11 +30,7 @@ def test_training_runs_with_tensorflow_unimportable(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(BLOCKER)
-    env = dict(
-        os.environ,
-        JAX_PLATFORMS="cpu",
-        PYTHONPATH=os.pathsep.join([str(site), ROOT]),
-    )
+    env = helpers.env(devices=1, PYTHONPATH=os.pathsep.join([str(site), ROOT]))
     probe = "import importlib.util as u; assert not u.find_spec('tensorflow'); import tensorflow"
     check = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert "ModuleNotFoundError" in check.stderr, check.stderr  # the blocker works

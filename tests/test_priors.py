@@ -1,10 +1,18 @@
+"""Priors (`priors.py`): the data-dependent prior's fit (full and low-rank, streaming) and
+draws, the simple priors, the dataset prior of translation, and clear errors; the fitted prior
+stored in the run directory is reused only for the same settings (`run/files.py`)."""
+
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+from helpers import configs
 
-from fdrl_jax import priors
-from fdrl_jax.run import workdir
+from fdrl_jax import configlib, priors
+from fdrl_jax.data import ImageData
+from fdrl_jax.experiment import build_experiment
+from fdrl_jax.run import files
 
 
 def test_ddp_fit_recovers_mean_and_covariance():
@@ -94,13 +102,13 @@ def test_fitted_prior_is_stored_and_reused_only_for_the_same_settings(tmp_path):
     x = np.random.default_rng(0).normal(size=(500, 3))
     p = priors.fit_gaussian([x], form="lowrank", rank=2)
     path = str(tmp_path / "prior.npz")
-    workdir.save_prior(path, p, "fp-1")
-    back = workdir.load_prior(path, "fp-1")
+    files.save_prior(path, p, "fp-1")
+    back = files.load_prior(path, "fp-1")
     np.testing.assert_allclose(back.factors, p.factors)
     assert isinstance(back, priors.LowRankPrior) and back.shape == (3,)
-    assert workdir.load_prior(path, "fp-2") is None
+    assert files.load_prior(path, "fp-2") is None
     (tmp_path / "prior.npz").write_bytes(b"garbage")
-    assert workdir.load_prior(path, "fp-1") is None  # unreadable: fit again, never crash
+    assert files.load_prior(path, "fp-1") is None  # unreadable: fit again, never crash
 
 
 def test_unknown_prior_form_is_a_clear_error():
@@ -127,3 +135,26 @@ def test_ddp_sample_is_mu_plus_l_eps_and_has_the_fitted_law():
     np.testing.assert_allclose(np.cov(many.T), priors.covariance_of(low), rtol=0.03, atol=0.02)
     with pytest.raises(TypeError, match="data-dependent prior"):
         fd.ddp_sample(priors.gaussian_prior((3,)), key, 2)
+
+
+def test_dataset_prior_draws_source_images_inside_jit():
+    config = configlib.load_config(configs("digits_translate.py:smoke"))
+    exp = build_experiment(config)
+    assert isinstance(exp.prior, ImageData) and exp.prior.shape == (8, 8, 1)
+    x = jax.jit(lambda p, k: p.sample(k, 5))(exp.prior, jax.random.PRNGKey(0))
+    assert x.shape == (5, 8, 8, 1) and float(jnp.abs(x).max()) < 1.3  # [-1, 1] + noise
+
+
+def test_dataset_prior_errors_name_the_section():
+    config = configlib.load_config(configs("digits_translate.py:smoke"))
+    config.prior.source.size = 6  # 8×8 digits cropped to 6×6: not the data's shape
+    config.prior.source.name = "synthetic"
+    with pytest.raises(ValueError, match=r"prior.source.size"):
+        build_experiment(config)
+    config.prior.source.name = "npz"
+    config.prior.source.path = "/nonexistent.npz"
+    with pytest.raises(FileNotFoundError, match="prior.source"):
+        build_experiment(config)
+    config.prior.source.name = "swissroll"
+    with pytest.raises(ValueError, match="prior.source.name"):
+        build_experiment(config)

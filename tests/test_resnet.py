@@ -1,4 +1,4 @@
-"""The SPEC's ResNet estimators: exact parameter counts, shapes, options."""
+"""The ResNet estimators (`models/resnet.py`): exact parameter counts, shapes, options."""
 
 import flax.linen as nn
 import jax
@@ -99,30 +99,3 @@ def test_spectral_norms_start_converged():
     _, again = model.apply(v, x, update_stats=True, mutable=["batch_stats"])
     for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(v["batch_stats"]), strict=True):
         np.testing.assert_allclose(np.abs(a), np.abs(b), rtol=1e-4, atol=1e-5)
-
-
-def test_training_runs_one_power_iteration_per_step_and_none_in_the_flow():
-    from fdrl_jax import configlib, train
-    from fdrl_jax.experiment import build_experiment
-
-    c = configlib.default_config()
-    c.data.name, c.data.size, c.data.synthetic_count = "synthetic", 8, 16
-    c.model.update(
-        name="resnet", arch="", stem=4, stages=((4, 1, 1), (8, 1, 2)), spectral_norm=True
-    )
-    c.train.batch_size, c.flow.num_steps = 4, 5
-    exp = build_experiment(c)
-    step_fn, tx = train.make_step_fn(exp)
-    before = train.initial_state(exp, tx)
-    assert before.stats, "spectral norm keeps its power-iteration vectors in batch_stats"
-    expected = exp.update_stats(before.params, before.stats, jnp.zeros((1, 8, 8, 3)))
-    after, metrics = step_fn(jax.tree.map(jnp.copy, before))
-    assert bool(metrics["ok"])
-    # Exactly one power iteration with the step's starting params, however many flow steps.
-    for a, b in zip(jax.tree.leaves(after.stats), jax.tree.leaves(expected), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    changed = [
-        not np.array_equal(a, b)
-        for a, b in zip(jax.tree.leaves(after.stats), jax.tree.leaves(before.stats), strict=True)
-    ]
-    assert any(changed)

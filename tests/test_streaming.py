@@ -1,8 +1,9 @@
-"""The streaming input path: host-resident images whose batches are the device path's, by
-step, prefetched, restartable anywhere, gathered per process, chosen by data.pipeline."""
+"""The streaming input path (`data/streaming.py`): host-resident images whose batches are the
+device path's, by step, prefetched, restartable anywhere, sharded over 8 devices and gathered
+per process, chosen by data.pipeline. (That such batches train the device path's model is in
+test_trainer.py.)"""
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -12,12 +13,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import ROOT, env
 
-from fdrl_jax import configlib, parallel, run
+from fdrl_jax import configlib, parallel
 from fdrl_jax.data import build_data, images, streaming
-from fdrl_jax.experiment import prior_fingerprint
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _sets(n=50, size=6, seed=0):
@@ -109,33 +108,6 @@ def test_auto_pipeline_streams_sets_above_the_fraction_of_device_memory(tmp_path
         configlib.validate(full)
 
 
-def _digits(pipeline, steps):
-    c = configlib.load_config(os.path.join(ROOT, "configs", "digits.py:smoke"))
-    c.data.flip = True  # exercise the flips too
-    c.data.pipeline = pipeline
-    c.train.num_steps = steps
-    return c
-
-
-@pytest.fixture(scope="module")
-def device_run(tmp_path_factory):
-    return run.train(_digits("device", 8), str(tmp_path_factory.mktemp("device")))
-
-
-def _equal(a, b):
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
-
-
-def test_streamed_training_equals_device_training_and_resumes(tmp_path, device_run):
-    wd = str(tmp_path)
-    run.train(_digits("stream", 5), wd)  # stops at step 5 (checkpoint_every = 3: saved)
-    resumed = run.train(_digits("stream", 8), wd)
-    assert int(resumed.step) == 8
-    _equal(resumed.params, device_run.params)
-    _equal(resumed.ema_params, device_run.ema_params)
-
-
 # Each of 2 processes (2 CPU devices each) streams batches of 8 over the 4-device mesh: it must
 # read only the 4 rows its own devices hold, and the global batch (and its augmentation inside
 # jit) must be the device path's. Prints the rows it read for step 0.
@@ -185,14 +157,11 @@ def test_two_processes_read_only_their_devices_rows_of_the_global_batch():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = dict(
-        os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2"
-    )
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", TWO_PROCESS_SCRIPT, f"127.0.0.1:{port}", str(i)],
             cwd=ROOT,
-            env=env,
+            env=env(devices=2),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -211,7 +180,7 @@ def test_two_processes_read_only_their_devices_rows_of_the_global_batch():
 
 def test_sharded_batches_hold_the_rows_of_each_device():
     host, _ = _sets(n=40)
-    mesh = parallel.make_mesh()
+    mesh = parallel.make_mesh(jax.devices())
     stream = streaming.BatchStream(host, jax.random.PRNGKey(1), 8, parallel.batch_sharded(mesh))
     with stream:
         batch = stream.get(0)
@@ -219,15 +188,3 @@ def test_sharded_batches_hold_the_rows_of_each_device():
     np.testing.assert_array_equal(
         parallel.to_host(batch.images), host.images[stream.indices(0, 1)[0]]
     )
-
-
-def test_the_input_path_is_neither_a_config_difference_nor_a_prior_refit(tmp_path):
-    c = _digits("auto", 8)
-    (tmp_path / "config.json").write_text(c.to_json_best_effort())
-    fingerprint = prior_fingerprint(c)
-    c.data.pipeline, c.data.prefetch, c.data.tfds_data_dir = "stream", 8, "/data/tfds"
-    assert run.warn_if_config_differs(c, str(tmp_path)) == []
-    assert prior_fingerprint(c) == fingerprint
-    c.data.flip = False
-    assert run.warn_if_config_differs(c, str(tmp_path)) == ["data.flip"]
-    assert prior_fingerprint(c) != fingerprint

@@ -1,6 +1,8 @@
 """The package's shape: no import cycles (function-local imports included), the layers import
-only downwards, no module over 450 lines, and function-local imports only for optional
-dependencies. Parsed from the source, so nothing is imported."""
+only downwards, one name per concept across the layers (no module, function or class name
+defined in two layers, no aliased import of a package module), no module over 450 lines, and
+function-local imports only for optional dependencies. Parsed from the source, so nothing is
+imported."""
 
 import ast
 import os
@@ -15,8 +17,8 @@ MAX_LINES = 450
 # Imported inside functions so the package works without them.
 OPTIONAL = {"tensorflow", "tensorflow_datasets", "clu", "torch", "pytorch_fid"}
 # Layers, lowest first: the pure library, the experiment assembly, the drivers.
-ASSEMBLY = ("fdrl_jax.configlib", "fdrl_jax.experiment")
-DRIVERS = ("fdrl_jax.run", "fdrl_jax.main", "fdrl_jax.convert")
+ASSEMBLY = ("fdrl_jax.configlib", "fdrl_jax.experiment", "fdrl_jax.trainer", "fdrl_jax.sampler")
+DRIVERS = ("fdrl_jax.modes", "fdrl_jax.run", "fdrl_jax.main", "fdrl_jax.convert")
 
 
 def _modules() -> dict[str, str]:
@@ -103,6 +105,17 @@ def _layer(module: str) -> int:
     return 0
 
 
+def _defined(module: str, path: str) -> set[str]:
+    """The public names a module defines: its own name, and its top-level functions and
+    classes (imports are not definitions)."""
+    tree = ast.parse(open(path).read(), path)
+    names = {module.rpartition(".")[2]}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef) and not node.name.startswith("_"):
+            names.add(node.name)
+    return names - {"__init__", "fdrl_jax"}
+
+
 def test_no_import_cycles():
     assert _cycle(_graph()) is None, " -> ".join(_cycle(_graph()))
 
@@ -121,6 +134,33 @@ def test_layers_import_only_downwards():
         for n in targets
         if _layer(n) > _layer(m) and not (m == "fdrl_jax" and _layer(n) == 1)
     ]
+    assert not bad, bad
+
+
+def test_no_name_is_defined_in_two_layers():
+    """A name means one thing across the layers: `sample` is Algorithm 2, not also a mode."""
+    where: dict[str, set[tuple[int, str]]] = {}
+    for module, path in MODULES.items():
+        for name in _defined(module, path):
+            where.setdefault(name, set()).add((_layer(module), module))
+    bad = {
+        name: sorted(m for _, m in places)
+        for name, places in where.items()
+        if len({layer for layer, _ in places}) > 1
+    }
+    assert not bad, bad
+
+
+def test_package_modules_are_imported_under_their_own_names():
+    bad = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(open(path).read(), path)):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                base = getattr(node, "module", None) or ""
+                for alias in node.names:
+                    name = alias.name if isinstance(node, ast.Import) else base
+                    if name.startswith("fdrl_jax") and alias.asname:
+                        bad.append(f"{module}:{node.lineno} imports {alias.name} as {alias.asname}")
     assert not bad, bad
 
 

@@ -11,7 +11,8 @@ import pytest
 tf = pytest.importorskip("tensorflow", reason="needs `pip install -e .[tensorboard]`")
 pytest.importorskip("clu.metric_writers", reason="needs `pip install -e .[tensorboard]`")
 
-from fdrl_jax import configlib, run  # noqa: E402
+from fdrl_jax import configlib  # noqa: E402
+from fdrl_jax.modes.train_mode import train_mode  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCALARS = {"loss", "out_q", "out_p", "grad_norm", "lr", "steps_per_sec"}
@@ -30,7 +31,7 @@ def _events(logdir):
 
 def test_smoke_run_writes_scalars_and_sample_grids(tmp_path):
     config = configlib.load_config(os.path.join(ROOT, "configs", "digits.py:smoke"))
-    run.train(config, str(tmp_path))
+    train_mode(config, str(tmp_path))
     events = _events(str(tmp_path / "tensorboard"))
     assert SCALARS <= set(events), sorted(events)
     with open(tmp_path / "metrics.jsonl") as f:

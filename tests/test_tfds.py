@@ -11,9 +11,10 @@ from PIL import Image
 
 tfds = pytest.importorskip("tensorflow_datasets", reason="needs `pip install -e .[tfds]`")
 
-from fdrl_jax import configlib, run  # noqa: E402
+from fdrl_jax import configlib  # noqa: E402
 from fdrl_jax.data import build_data, images  # noqa: E402
 from fdrl_jax.errors import MissingFileError  # noqa: E402
+from fdrl_jax.modes.train_mode import train_mode  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {
@@ -59,7 +60,7 @@ def test_mock_tfds_through_spec_preprocessing_into_training(name, tmp_path):
             np.testing.assert_array_equal(np.asarray(data.images[i]), want)
         if name == "lsun/church_outdoor":
             assert len({ex["image"].shape for ex in raw}) > 1
-        state = run.train(config, str(tmp_path))
+        state = train_mode(config, str(tmp_path))
     assert int(state.step) == 2
     assert os.path.exists(tmp_path / "samples" / "step_0000002.png")
 

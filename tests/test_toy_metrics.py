@@ -1,3 +1,5 @@
+"""Sample-quality metrics for vectors (`evaluation/toy_metrics.py`) against closed forms."""
+
 import jax
 import numpy as np
 

@@ -1,34 +1,36 @@
 """Configs: every field with its default and rule (`defaults`, `modes`), the typed-field
-machinery (`fields`) and presets with config arguments (`presets`).
+machinery (`fields`), and what config files build on (`presets`: the config argument, the
+paper's image recipe, the smoke variant, loading a file).
 
 Config files in `configs/` import from here (not from each other), so they load from any
 working directory once the package is installed.
 """
 
 from fdrl_jax.configlib.defaults import data_fields, default_config, validate, validate_for_data
-from fdrl_jax.configlib.fields import override, set_path
+from fdrl_jax.configlib.fields import flatten, override, set_path
 from fdrl_jax.configlib.presets import (
     PAIRINGS,
-    apply_args,
-    cpu_toy_settings,
+    Choice,
+    choice,
     image_config,
     load_config,
-    split_arg,
-    toy_config,
+    parse_arg,
+    smoke,
 )
 
 __all__ = [
     "PAIRINGS",
-    "apply_args",
-    "cpu_toy_settings",
+    "Choice",
+    "choice",
     "data_fields",
     "default_config",
+    "flatten",
     "image_config",
     "load_config",
     "override",
+    "parse_arg",
     "set_path",
-    "split_arg",
-    "toy_config",
+    "smoke",
     "validate",
     "validate_for_data",
 ]

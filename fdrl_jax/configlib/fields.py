@@ -143,3 +143,15 @@ def override(config: ml_collections.ConfigDict, values: Mapping[str, Any]):
     for path, value in values.items():
         set_path(config, path, value)
     return config
+
+
+def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested dict (a config's `to_dict()` or its JSON) as {dotted path: value}; an empty
+    section is a value ({}), so a section present in one config and absent in another shows."""
+    out = {}
+    for k, v in nested.items():
+        if isinstance(v, Mapping) and v:
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out

@@ -1,19 +1,36 @@
-"""Presets built on the default config: the 2D toys' CPU settings, the SPEC's image settings,
-config arguments (`--config=configs/x.py:lr-kl,smoke`) and loading a config file."""
+"""What config files build on: the config argument (`parse_arg`), the paper's image recipe
+(`image_config`), the seconds-long variant every config offers (`smoke`), and loading a config
+file (`load_config`).
+
+A config file reads its argument first, then sets its values with plain `if`s:
+
+    def get_config(arg=None):
+        arg = configlib.parse_arg(arg, pairing=configlib.choice("lsif-chi2", PAIRINGS),
+                                  smoke=False, paper=False)
+        c = configlib.default_config()
+        ...
+        if arg.smoke:
+            configlib.smoke(c)
+        return c
+
+so a new argument is one keyword (a flag `name=False`, or `name=choice(default, options)`)
+and one `if` in the files that take it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 
 import ml_collections
 
 from fdrl_jax.configlib.defaults import default_config
-from fdrl_jax.configlib.fields import override
+from fdrl_jax.data import IMAGE_SOURCES
 from fdrl_jax.errors import ConfigError, MissingFileError
 from fdrl_jax.models import ARCHS
 
-# `--config=configs/x.py:lr-js` selects the paper's pairings by name.
+# The paper's (loss, f-divergence) pairings, by the names `--config=x.py:lr-js` selects.
 PAIRINGS = {
     "lsif-chi2": ("lsif", "chi2"),
     "lr-kl": ("lr", "kl"),
@@ -22,65 +39,86 @@ PAIRINGS = {
 }
 
 
-def cpu_toy_settings(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Settings that train a 2D toy to the quality bar in minutes on a 2-core CPU.
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """A config argument that takes one of `options`; a bare option selects it (`:lr-kl`)."""
 
-    The SPEC's (20k steps, batch 1024, K = 200, lr 5e-5, η = 1) take ~30 min per run there, and
-    η = 1 is too large a step for the sharp 8/25-Gaussian modes (std 0.014 / 0.018 after
-    scaling): particles overshoot the modes and scatter or run away. Measured choices
-    (benchmarks/RESULTS.md): the swiss roll trains with η = 0.2 (0.1 for LSIF), K = 100,
-    lr 2e-4; the mixtures with η = 0.1 (0.05 for LSIF, whose unbounded r makes the flow
-    stiffer), K = 200, lr 5e-5 (25 Gaussians: lr 2e-4 for 12k steps; LSIF lr 1e-4 for 16k). Reads
-    `config.data.name` and `config.loss`, so set those first.
+    default: str
+    options: tuple[str, ...]
+
+
+def choice(default: str, options) -> Choice:
+    return Choice(default, tuple(options))
+
+
+def _convert(name: str, default, text: str):
+    if isinstance(default, Choice):
+        if text not in default.options:
+            raise ConfigError(
+                f"Config argument {name}={text!r}: choose one of {list(default.options)}."
+            )
+        return text
+    if isinstance(default, bool):
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise ConfigError(f"Config argument {name}={text!r}: give True or False.")
+        return text.lower() in ("true", "1")
+    try:
+        return type(default)(text)
+    except ValueError:
+        raise ConfigError(
+            f"Config argument {name}={text!r}: give a {type(default).__name__}."
+        ) from None
+
+
+def _describe(spec: dict) -> str:
+    words = []
+    for name, default in spec.items():
+        if isinstance(default, bool):
+            words.append(name)
+        elif isinstance(default, Choice):
+            words.append(" | ".join(default.options))
+        else:
+            words.append(f"{name}=<{type(default).__name__}>")
+    return ", ".join(words)
+
+
+def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
+    """The config argument (what follows `:` in `--config=configs/x.py:ARG`) as a ConfigDict
+    of the names in `spec`, each at its default unless the argument sets it.
+
+    ARG is comma-separated: `name=value`; a flag's name alone (`smoke`, for a bool default);
+    or an option of a `choice` alone (`lr-kl` for `pairing=choice("lsif-chi2", PAIRINGS)`).
+    Anything else is a `ConfigError` listing what this config takes.
     """
-    config.train.num_steps = 6_000
-    config.train.batch_size = 512
-    config.optim.decay_steps = (4_000, 5_000)
-    config.train.sample_every = 2_000
-    config.flow.kappa = 0
-    if config.data.name == "swissroll":
-        config.flow.num_steps, config.flow.eta, config.optim.lr = 100, 0.2, 2e-4
-        if config.loss == "lsif":  # C2ST 0.591 at η = 0.2, 0.554 at 0.1 (RESULTS.md)
-            config.flow.eta = 0.1
-    else:
-        config.flow.num_steps, config.optim.lr = 200, 5e-5
-        config.flow.eta = 0.05 if config.loss == "lsif" else 0.1
-    if config.data.name == "25gaussians":
-        # 25 modes take the estimator longer to resolve: at 6k steps and lr 5e-5 it stayed at
-        # chance while the samples were still radial streaks.
-        config.optim.lr = 2e-4
-        config.train.num_steps = 12_000
-        config.optim.decay_steps = (8_000, 10_000)
-        if config.loss == "lsif":  # at lr 2e-4 it drifted after ~11k steps; slower and longer
-            config.optim.lr = 1e-4
-            config.train.num_steps = 16_000
-            config.optim.decay_steps = (12_000, 14_000)
-    return config
+    values = {k: v.default if isinstance(v, Choice) else v for k, v in spec.items()}
+    for token in (t.strip().lower() for t in (arg or "").split(",")):
+        if not token:
+            continue
+        name, eq, text = (s.strip() for s in token.partition("="))
+        if eq and name in spec:
+            values[name] = _convert(name, spec[name], text)
+        elif not eq and isinstance(spec.get(name), bool):
+            values[name] = True
+        elif not eq and (owner := _choice_of(spec, name)):
+            values[owner] = name
+        else:
+            raise ConfigError(
+                f"Unknown config argument {token!r}; this config takes {_describe(spec)}, "
+                "comma-separated (e.g. ':lr-kl,smoke')."
+            )
+    return ml_collections.ConfigDict(values)
 
 
-def toy_config(dataset: str, arg: str | None) -> ml_collections.ConfigDict:
-    """A 2D toy's config: `cpu_toy_settings` unless the argument holds `spec`."""
-    config = apply_args(default_config(), arg)
-    config.data.name = dataset
-    if "spec" not in _tokens(arg):
-        cpu_toy_settings(config)
-        apply_args(config, arg)  # `smoke` shrinks the CPU settings too
-    return config
+def _choice_of(spec: dict, option: str) -> str | None:
+    return next((k for k, v in spec.items() if isinstance(v, Choice) and option in v.options), None)
 
 
-def image_config(
-    arg: str | None, data: dict, model: dict, **overrides
-) -> ml_collections.ConfigDict:
-    """An image config: the SPEC's image settings (LSIF-χ², DDP prior clamped to [-1, 1],
-    ResNet, K = 100, κ = 20, η = 3, ν = 0.01, Adam 1e-4, batch 64, 100k steps, lr × 0.1 at
-    80k and 90k, EMA 0.998) with the given `data` / `model` fields and dotted `overrides`
-    (e.g. `**{"prior.form": "lowrank"}`), then the config argument (a pairing, `smoke`).
-
-    `smoke` keeps the network's stages, strides, options and image size but with one block per
-    stage and channels / 16, trains 6 steps of K = 3 on batch 8, fits a low-rank prior where D >
-    4096, and (except for the embedded digits) swaps the data for `synthetic` images of the
-    same size, so every image config runs end to end in seconds (plus compilation).
-    """
+def image_config() -> ml_collections.ConfigDict:
+    """The paper's image recipe, what the image configs change: LSIF-χ², the data-dependent
+    prior clamped to [-1, 1], a ResNet estimator, K = 100, κ = 20, η = 3, ν = 0.01, Adam 1e-4,
+    batch 64, 100k steps with lr × 0.1 at 80k and 90k, EMA 0.998, samples clamped, FID of
+    50k samples at total flow lengths 100-130 (Fig. 5), and a robust guide for conditional
+    sampling (L2 PGD, ε = 1 on [0, 1] images, i.e. 2 on our [-1, 1] pixels)."""
     c = default_config()
     c.loss, c.divergence = "lsif", "chi2"
     c.prior.name, c.prior.clip = "ddp", True
@@ -91,21 +129,28 @@ def image_config(
     c.train.checkpoint_every, c.train.sample_every = 5_000, 5_000
     c.sample.clip_output, c.sample.num_samples = True, 10_000
     c.eval.num_samples = 50_000
-    c.eval.fid_lengths = (100, 110, 120, 130)  # paper Fig. 5
-    # The paper guides class-conditional flows with a robust classifier: L2 PGD with ε = 1 on
-    # images in [0, 1], i.e. ε = 2 in our [-1, 1] pixels.
+    c.eval.fid_lengths = (100, 110, 120, 130)
     c.classifier.adv_eps = 2.0
-    c.data.update(data)
-    c.model.update(model)
-    override(c, overrides)
-    tokens = _tokens(arg)
-    apply_args(c, ",".join(t for t in tokens if t != "smoke"))
-    if "smoke" in tokens:
-        _image_smoke(c)
     return c
 
 
-def _image_smoke(c: ml_collections.ConfigDict) -> None:
+def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Shrink a config to a seconds-long run (tests, quick checks) that keeps its structure.
+
+    Vector data: batch 128, 20 steps of K = 10 (κ = 2), small sample and eval counts. Images:
+    the network keeps its stages, strides, options and image size with one block per stage
+    and channels / 16; 6 steps of K = 3 (κ = 1) on batch 8; a low-rank prior where D > 4096;
+    and data other than the embedded digits become `synthetic` images of the same size.
+    """
+    if c.data.name not in IMAGE_SOURCES:
+        c.train.batch_size, c.train.num_steps = 128, 20
+        c.train.log_every, c.train.checkpoint_every, c.train.sample_every = 5, 10, 10
+        c.flow.num_steps, c.flow.kappa = 10, 2
+        c.optim.decay_steps = (10, 15)
+        c.prior.fit_samples = 2_000
+        c.sample.num_samples, c.eval.num_samples, c.eval.num_projections = 256, 256, 64
+        c.gan.num_steps, c.gan.num_samples = 50, 256
+        return c
     if c.model.name == "resnet":
         spec = ARCHS.get(c.model.arch, {})
         stem = c.model.stem if c.model.stem is not None else spec["stem"]
@@ -125,6 +170,7 @@ def _image_smoke(c: ml_collections.ConfigDict) -> None:
     c.sample.num_samples, c.sample.grid_size = 16, 16
     c.eval.num_samples, c.eval.batch_size, c.eval.neighbour_bank = 16, 8, 64
     c.eval.feature_net, c.eval.fid_lengths = "random", (2, 3, 4)
+    return c
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
@@ -137,49 +183,3 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module.get_config(arg or None)
-
-
-def _tokens(arg: str | None) -> list[str]:
-    return [t.strip().lower() for t in (arg or "").split(",") if t.strip()]
-
-
-def split_arg(arg: str | None, own: tuple[str, ...]) -> tuple[str, set[str]]:
-    """A config file's own argument tokens (e.g. cat2dog's `cifar`) apart from the shared ones:
-    (the shared tokens, comma-joined for `apply_args`, and the set of own tokens present)."""
-    tokens = _tokens(arg)
-    return ",".join(t for t in tokens if t not in own), {t for t in tokens if t in own}
-
-
-def apply_args(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
-    """Apply comma-separated config arguments: a pairing name, `spec` and/or `smoke`.
-
-    `smoke` shrinks the run to seconds (tests, quick checks); `spec` keeps the SPEC's toy
-    settings where a config file would otherwise use `cpu_toy_settings`; any other token is
-    an error.
-    """
-    for token in _tokens(arg):
-        if token == "spec":
-            continue
-        if token in PAIRINGS:
-            config.loss, config.divergence = PAIRINGS[token]
-        elif token == "smoke":
-            config.train.batch_size = 128
-            config.train.num_steps = 20
-            config.train.log_every = 5
-            config.train.checkpoint_every = 10
-            config.train.sample_every = 10
-            config.flow.num_steps = 10
-            config.flow.kappa = 2
-            config.optim.decay_steps = (10, 15)
-            config.prior.fit_samples = 2_000
-            config.sample.num_samples = 256
-            config.eval.num_samples = 256
-            config.eval.num_projections = 64
-            config.gan.num_steps = 50
-            config.gan.num_samples = 256
-        else:
-            raise ConfigError(
-                f"Unknown config argument {token!r}; use 'smoke', 'spec' and/or a pairing "
-                f"from {sorted(PAIRINGS)}, comma-separated (e.g. ':lr-kl,smoke')."
-            )
-    return config

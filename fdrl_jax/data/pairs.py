@@ -1,6 +1,12 @@
-"""Offline pairs of image domains for unpaired translation, in the `trainA / trainB / testA /
-testB` .npz layout the translation configs read (A = source, B = target): scikit-learn's
-digits against a transformed copy (`digits_pair`), and two CIFAR-10 classes (`cifar_pair`)."""
+"""Image domains for unpaired translation (paper Sec. 6.5): offline pairs in the `trainA /
+trainB / testA / testB` .npz layout the translation configs read (A = source, B = target),
+scikit-learn's digits against a transformed copy (`digits_pair`) and two CIFAR-10 classes
+(`cifar_pair`); and the source images as translation starts from them (`prepare_source`).
+
+Training a translation model is Algorithm 1 with `prior.name = "dataset"` (source-domain images,
+drawn with the source's flips and dequantisation noise, not clamped) and the target domain as
+data; translating is Algorithm 2 from the prepared sources (the paper: K = 100 in training,
+110 at test time)."""
 
 from __future__ import annotations
 
@@ -8,11 +14,24 @@ import io
 import os
 from collections.abc import Callable
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
 from fdrl_jax.data.images import load_digits_images
 from fdrl_jax.errors import DataError
+
+
+def prepare_source(images, key: jax.Array, flip: bool) -> jax.Array:
+    """uint8 source images -> [-1, 1], each randomly mirrored when `flip`: the reference's
+    test-time sources (no dequantisation noise, no clamp; its training draws are dequantised
+    and not clamped either, see `prior.clip` in the translation configs)."""
+    x = jnp.asarray(images).astype(jnp.float32) / 127.5 - 1.0
+    if flip:
+        mirror = jax.random.bernoulli(key, 0.5, (x.shape[0], 1, 1, 1))
+        x = jnp.where(mirror, x[:, :, ::-1, :], x)
+    return x
 
 
 def _write_pair(out_dir: str, parts: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:

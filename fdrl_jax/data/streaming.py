@@ -3,7 +3,7 @@ gathered there and sent to the devices, for sets too large to keep on an acceler
 
 The device path (`images.ImageData`) keeps the whole uint8 set on every device and draws
 batches inside the jitted step; it is the fastest, but a set must fit in device memory next to
-the model (LSUN Church 128² alone is 6.2 GB). `data.pipeline` chooses: "device", "stream", or
+the model. `data.pipeline` chooses: "device", "stream", or
 "auto" (the default), which streams when the set would take more than
 `data.device_memory_fraction` of one device's memory.
 
@@ -181,7 +181,7 @@ class BatchStream:
     """The training batches of a `HostImageData`, by step, prefetched by a background thread.
 
     `get(s)` returns the batch of step s (s = the state's step count before the update, whose
-    data key is `fold_in(data_key, s)`, as in `train.make_step_fn`; `train.make_batch_stream`
+    data key is `fold_in(data_key, s)`, as in `trainer.make_train_step`; `trainer.batches`
     builds it). Asking for any step other than the next one (a resume, a rollback) restarts
     the prefetcher there.
     """

@@ -1,7 +1,7 @@
 """The paper's sample figures as PNG grids: flow-process strips (Fig. 8), prior-space
-interpolation (Fig. 9), prior (DDP) samples (Fig. 11) and nearest training images of samples in
-pixel and feature space (Fig. 12/13). Pure array functions return uint8 grids, which
-`run/plotting.py` writes."""
+interpolation (Fig. 9), prior (DDP) samples (Fig. 11), nearest training images of samples in
+pixel and feature space (Fig. 12/13) and translation pairs. Pure array functions return the
+grids, which `run/plotting.py` writes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fdrl_jax.algorithms import clip_images
 from fdrl_jax.data import to_uint8
 
 
@@ -49,7 +50,7 @@ def interpolation_starts(prior, key: jax.Array, num_pairs: int, num_points: int,
     sin = jnp.sin(theta).reshape(1, num_points, *([1] * (a.ndim - 1)))
     x = mean + cos * (a - mean)[:, None] + sin * (b - mean)[:, None]
     x = x.reshape(num_pairs * num_points, *a.shape[1:])
-    return jnp.clip(x, -1.0, 1.0) if clip else x
+    return clip_images(x) if clip else x
 
 
 def nearest_neighbours(
@@ -69,3 +70,16 @@ def neighbours_grid(queries: np.ndarray, bank: np.ndarray, idx: np.ndarray) -> n
     """Rows: a sample, then its nearest training images (the figure's layout)."""
     rows = [np.concatenate([queries[i : i + 1], bank[idx[i]]]) for i in range(len(queries))]
     return make_grid(to_uint8(np.concatenate(rows)), ncol=idx.shape[1] + 1)
+
+
+def pairs_grid(before: np.ndarray, after: np.ndarray, ncol: int = 8) -> np.ndarray:
+    """Rows of `ncol` images (translation sources), each followed by the row of their
+    outputs; the last pair of rows is padded with blank (white) images."""
+    rows = []
+    for i in range(0, len(before), ncol):
+        b, a = before[i : i + ncol], after[i : i + ncol]
+        if len(b) < ncol:
+            pad = np.ones((ncol - len(b), *b.shape[1:]), b.dtype)
+            b, a = np.concatenate([b, pad]), np.concatenate([a, pad])
+        rows += [b, a]
+    return np.concatenate(rows)

@@ -25,7 +25,7 @@ import numpy as np
 from flax import traverse_util
 
 from fdrl_jax.errors import DataError
-from fdrl_jax.interop import state_dict as sd_lib
+from fdrl_jax.interop import state_dict
 from fdrl_jax.priors import FullCovariancePrior, LowRankPrior
 
 EXPECTED_KEYS = ("step", "model", "optim", "ema", "scheduler", "config")
@@ -144,7 +144,7 @@ def adam_from_reference(
     eps, amsgrad, weight decay). `order` is the reference's parameter order
     (`parameter_order`), `template` our variables. Raises ValueError when the optimiser does
     not hold this net's parameters."""
-    names = sd_lib.param_names(template)
+    names = state_dict.param_names(template)
     by_name = {name: path for path, name in names.items()}
     groups = list(optim.get("param_groups", []))
     ids = [i for g in groups for i in g.get("params", [])]
@@ -163,8 +163,8 @@ def adam_from_reference(
         if entry is None:  # a parameter that never had a gradient
             mu[path] = nu[path] = np.zeros(shapes[path], np.float32)
             continue
-        mu[path] = sd_lib.from_torch_layout(entry["exp_avg"], path[-1], shapes[path])
-        nu[path] = sd_lib.from_torch_layout(entry["exp_avg_sq"], path[-1], shapes[path])
+        mu[path] = state_dict.from_torch_layout(entry["exp_avg"], path[-1], shapes[path])
+        nu[path] = state_dict.from_torch_layout(entry["exp_avg_sq"], path[-1], shapes[path])
         counts.add(int(np.asarray(entry["step"])))
     warnings = []
     g = groups[0] if groups else {}
@@ -181,11 +181,11 @@ def adam_from_reference(
 
 def adam_to_reference(moments: AdamMoments, template: Mapping) -> dict[str, tuple]:
     """Our Adam moments as {reference parameter name: (exp_avg, exp_avg_sq)} in its layout."""
-    names = sd_lib.param_names(template)
+    names = state_dict.param_names(template)
     return {
         names[p]: (
-            sd_lib.to_torch_layout(moments.mu[p], p[-1]).astype(np.float32),
-            sd_lib.to_torch_layout(moments.nu[p], p[-1]).astype(np.float32),
+            state_dict.to_torch_layout(moments.mu[p], p[-1]).astype(np.float32),
+            state_dict.to_torch_layout(moments.nu[p], p[-1]).astype(np.float32),
         )
         for p in names
     }

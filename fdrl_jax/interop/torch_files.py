@@ -61,7 +61,7 @@ def load_checkpoint(path: str):
     return _to_numpy(_load(path, "reference checkpoint (.pt)"))
 
 
-def load_prior(path: str) -> dict[str, np.ndarray]:
+def load_reference_prior(path: str) -> dict[str, np.ndarray]:
     """The reference's pickled prior (`<dataset>_ddp.pt`): {"loc", "scale_tril"} of a
     MultivariateNormal or {"loc", "cov_factor", "cov_diag"} of a LowRankMultivariateNormal."""
     torch = _torch()
@@ -87,7 +87,7 @@ def load_prior(path: str) -> dict[str, np.ndarray]:
     return _to_numpy(out)
 
 
-def save_prior(path: str, arrays: Mapping[str, np.ndarray]) -> None:
+def save_reference_prior(path: str, arrays: Mapping[str, np.ndarray]) -> None:
     """`prior_to_reference`'s arrays as the pickled distribution the reference loads."""
     torch = _torch()
     t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}

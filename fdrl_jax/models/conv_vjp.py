@@ -1,25 +1,12 @@
 """`lax.conv_general_dilated` whose input gradient XLA:CPU runs on its fast path inside loops.
 
-The flow differentiates the estimator with respect to its input at every step, inside a
-`lax.scan` / `fori_loop`. JAX writes the input gradient of a convolution as a convolution of
-the cotangent with the spatially reversed kernel, with the kernel's input and output feature
-dimensions swapped in the dimension numbers (`dim_labels=..._01oi->...`). XLA:CPU runs a
-convolution on its fast (Eigen) path only when the kernel is laid out HWIO; its
-`ConvCanonicalization` pass, which inserts the transposes that make a convolution canonical,
-visits the entry computation only (xla/service/cpu/conv_canonicalization.cc). A loop body is
-not the entry computation, so inside the flow's loop every input-gradient convolution took the
-generic emitted-loop path: 3-4× slower per convolution, the whole K-step flow ~3× slower than
-the same steps unrolled (benchmarks/cpu_vs_torch.py).
-
-`conv_general_dilated` here computes the same function and the same gradients; only the
-input gradient is emitted already canonical: the kernel is reversed and transposed
-explicitly (a cheap copy of the weights) and convolved as HWIO. This is done on CPU only
-(`lax.platform_dependent`); on other backends the gradient is JAX's own rule, whose
-reversed-kernel form GPU compilers pattern-match to their backward-data convolutions.
-
-The cost of `jax.custom_vjp`: the function has no forward-mode derivative (`jax.jvp`,
-`jax.jacfwd`, `jax.hessian` raise). Nothing in the package takes one; models built with
-`conv_grad="xla"` keep JAX's rules.
+Inside the flow's loop XLA:CPU leaves JAX's input-gradient convolutions (a reversed kernel with
+swapped feature dimensions) off its fast HWIO path, because its canonicalisation pass visits
+only the entry computation (benchmarks/RESULTS.md, "CPU: a CIFAR-10 training iteration"). Here
+the input gradient is emitted with the kernel already reversed and transposed to HWIO: the same
+values and gradients, on CPU only (`lax.platform_dependent`; other backends keep JAX's rule).
+Being a `jax.custom_vjp`, it has no forward-mode derivative (`jax.jvp`, `jax.hessian`);
+`conv_grad="xla"` keeps JAX's rules.
 """
 
 from __future__ import annotations

@@ -11,11 +11,11 @@ import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 
-from fdrl_jax import parallel
+from fdrl_jax import parallel, trainer
+from fdrl_jax.algorithms import TrainState
 from fdrl_jax.errors import NoCheckpointError
-from fdrl_jax.experiment import Experiment
-from fdrl_jax.run import workdir as workdir_lib
-from fdrl_jax.train import TrainState, make_step_fn, state_template
+from fdrl_jax.experiment import Experiment, build_experiment
+from fdrl_jax.run import files
 
 
 def _all_finite(tree) -> bool:
@@ -36,7 +36,7 @@ class Checkpointer:
 
     def __init__(self, directory: str, max_to_keep: int = 3, create: bool = True):
         # A local path or a bucket URI: orbax takes both as an epath.Path.
-        self.directory = epath.Path(workdir_lib.resolve(directory))
+        self.directory = epath.Path(files.resolve(directory))
         self._bad_steps: set[int] = set()
         if not create and not self.directory.is_dir():
             self._manager = None
@@ -123,11 +123,10 @@ class Checkpointer:
 def restore_for_inference(config, workdir: str) -> tuple[Experiment, TrainState]:
     """The experiment and the latest checkpointed state of `workdir`, on this process's devices
     (a checkpoint written on any device or process count restores here)."""
-    exp = workdir_lib.experiment(config, workdir)
-    workdir_lib.warn_if_config_differs(config, workdir)
-    _, tx = make_step_fn(exp)
+    exp = build_experiment(config, prior_cache=files.PriorFile(workdir))
+    files.warn_if_config_differs(config, workdir)
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), create=False)
-    state = ckpt.restore_latest(state_template(exp, tx, parallel.make_mesh()))
+    state = ckpt.restore_latest(trainer.state_template(exp, parallel.make_mesh()))
     ckpt.close()
     if state is None:
         raise NoCheckpointError(

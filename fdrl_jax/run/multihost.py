@@ -1,4 +1,4 @@
-"""Multi-process runs that fail safely (issue 18).
+"""Multi-process runs that fail safely.
 
 - `check_same_config`: at start-up every process publishes its resolved config; all stop with
   one message naming the fields if any process's differs from process 0's.
@@ -32,6 +32,7 @@ from absl import logging
 from jax._src import distributed as jax_distributed
 from jax.experimental import multihost_utils
 
+from fdrl_jax import configlib
 from fdrl_jax.errors import ConfigMismatchError
 
 _PREFIX = "fdrl_jax/"
@@ -49,19 +50,9 @@ def _client():
     return jax_distributed.global_state.client
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
-
-
 def config_differences(reference: dict, other: dict) -> list[str]:
     """Dotted fields whose values differ between two (nested) configs, with both values."""
-    a, b = _flatten(reference), _flatten(other)
+    a, b = configlib.flatten(reference), configlib.flatten(other)
     missing = object()
     return [
         f"{k} ({a.get(k, '<absent>')!r} vs {b.get(k, '<absent>')!r})"

@@ -1,5 +1,5 @@
 """Figures the drivers write (matplotlib, no display needed; PNG grids with Pillow), to a
-local path or a bucket (through `run/workdir.py`)."""
+local path or a bucket (through `run/files.py`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from PIL import Image
 
 from fdrl_jax.data import to_uint8
 from fdrl_jax.evaluation.figures import make_grid
-from fdrl_jax.run import workdir
+from fdrl_jax.run import files
 
 
 def _scatter(ax, x: np.ndarray, **kw) -> None:
@@ -31,7 +31,7 @@ def scatter_over_data(samples: np.ndarray, data: np.ndarray, path: str, title: s
     ax.set_aspect("equal")
     ax.legend(loc="upper right", markerscale=4)
     ax.set_title(title)
-    workdir.save_figure(fig, path, dpi=100, bbox_inches="tight")
+    files.save_figure(fig, path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -42,7 +42,7 @@ def panels(sets: Sequence[tuple[str, np.ndarray]], path: str) -> None:
         _scatter(ax, x, c="tab:blue", alpha=0.5)
         ax.set_title(title)
         ax.set_aspect("equal")
-    workdir.save_figure(fig, path, dpi=100, bbox_inches="tight")
+    files.save_figure(fig, path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -52,7 +52,7 @@ def save_grid_png(grid: np.ndarray, path: str, min_width: int = 256) -> None:
     scale = max(1, min_width // img.width)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    workdir.save_image(img, path)
+    files.save_image(img, path)
 
 
 def save_image_grid(x: np.ndarray, path: str, ncol: int | None = None) -> np.ndarray:
@@ -64,9 +64,9 @@ def save_image_grid(x: np.ndarray, path: str, ncol: int | None = None) -> np.nda
 
 def loss_curves(metrics_path: str, path: str, keys: Sequence[str] = ("loss", "out_q", "out_p")):
     """Plot the logged metrics of a run's metrics.jsonl against the step."""
-    if not workdir.exists(metrics_path):  # nothing logged yet
+    if not files.exists(metrics_path):  # nothing logged yet
         return
-    rows = [json.loads(ln) for ln in workdir.read_text(metrics_path).splitlines() if ln.strip()]
+    rows = [json.loads(ln) for ln in files.read_text(metrics_path).splitlines() if ln.strip()]
     rows = [r for r in rows if not r.get("diverged")]
     keys = [k for k in keys if any(k in r for r in rows)]
     if not rows or not keys:
@@ -78,7 +78,7 @@ def loss_curves(metrics_path: str, path: str, keys: Sequence[str] = ("loss", "ou
         ax.set_xlabel("step")
         ax.set_title(k)
     fig.tight_layout()
-    workdir.save_figure(fig, path, dpi=100)
+    files.save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -89,5 +89,5 @@ def fid_vs_length(by_length: Mapping[int, float], path: str) -> None:
     ax.set_xlabel("total flow length (K + κ)")
     ax.set_ylabel("FID")
     fig.tight_layout()
-    workdir.save_figure(fig, path, dpi=100)
+    files.save_figure(fig, path, dpi=100)
     plt.close(fig)

@@ -6,22 +6,23 @@ from __future__ import annotations
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from fdrl_jax import flow_lib, parallel
-from fdrl_jax import translate as translate_lib
+from fdrl_jax import parallel
 from fdrl_jax.data import load_image_set, to_uint8
+from fdrl_jax.data.pairs import prepare_source
 from fdrl_jax.errors import DataError
 from fdrl_jax.evaluation import features
 from fdrl_jax.evaluation.fid import fid_from_images
-from fdrl_jax.run import plotting
-from fdrl_jax.run import workdir as workdir_lib
+from fdrl_jax.evaluation.figures import pairs_grid
+from fdrl_jax.evaluation.translation import content_kept
+from fdrl_jax.run import files, plotting
 from fdrl_jax.run.checkpoints import restore_for_inference
+from fdrl_jax.sampler import Sampler
 
 
-def translate(config, workdir: str) -> dict:
+def translate_mode(config, workdir: str) -> dict:
     """Translate `translate.input` (a folder or .npz of source images;
     "" = the dataset prior's own images) with the latest checkpoint's EMA params. Writes
     eval/translate/translated.npz (`source`, `translated` floats, uint8 `images`),
@@ -47,35 +48,15 @@ def translate(config, workdir: str) -> dict:
             f"Source images of shape {tuple(images.shape[1:])} do not match the data's "
             f"{exp.shape}; set prior.source.size / resize / channels to match `data`."
         )
-    # the flow length is an argument, not a constant of the program (see flow_lib.flow)
-    potential_fn = jax.jit(
-        lambda v, x0, key, steps: translate_lib.translate(
-            flow_lib.make_potential(exp.apply_fn, v, exp.fprime),
-            x0,
-            key,
-            steps,
-            config.flow.eta,
-            config.flow.nu,
-            clip_output=True,
-        )
-    )
+    sampler = Sampler(exp, mesh=parallel.make_mesh(), num_steps=t.num_steps, clip_output=True)
     key = jax.random.PRNGKey(t.seed)
-    mesh = parallel.make_mesh()
     flip = bool(source_cfg.get("flip", True))
     sources, outputs = [], []
     for i, start in enumerate(range(0, len(images), t.batch_size)):
         k_flip, k_flow = jax.random.split(jax.random.fold_in(key, i))
-        x0 = translate_lib.prepare_source(images[start : start + t.batch_size], k_flip, flip)
-        sources.append(np.asarray(x0))
-        # Shard the batch over the devices (padded to a multiple of their count; the flow's
-        # noise for the first rows does not depend on the padding).
-        m = x0.shape[0]
-        pad = -(-m // mesh.size) * mesh.size - m
-        x0 = jnp.concatenate([x0, jnp.repeat(x0[-1:], pad, axis=0)]) if pad else x0
-        x0 = jax.device_put(x0, parallel.batch_sharded(mesh))
-        steps = np.int32(t.num_steps)
-        out = parallel.to_host(potential_fn(state.ema_variables, x0, k_flow, steps))
-        outputs.append(np.asarray(out)[:m])
+        x0 = np.asarray(prepare_source(images[start : start + t.batch_size], k_flip, flip))
+        sources.append(x0)
+        outputs.append(np.asarray(parallel.to_host(sampler.flow(state.ema_variables, x0, k_flow))))
     source, translated = np.concatenate(sources), np.concatenate(outputs)
     n = len(source)
     result = {
@@ -85,15 +66,15 @@ def translate(config, workdir: str) -> dict:
         "mean_l2_moved": float(
             np.mean(np.linalg.norm((translated - source).reshape(n, -1), axis=1))
         ),
-        "content_kept": translate_lib.content_kept(source, translated, t.seed),
+        "content_kept": content_kept(source, translated, t.seed),
     }
     if feature_fn is not None:
         target = np.asarray(load_image_set(config.data, t.target))
         result["fid"] = fid_from_images(to_uint8(translated), target, feature_fn, batch_size=50)
         result["num_target_images"] = len(target)
-    out = workdir_lib.write_results(os.path.join(workdir, "eval", "translate"), "translate", result)
+    out = files.write_results(os.path.join(workdir, "eval", "translate"), "translate", result)
     if parallel.is_main_process():
-        workdir_lib.save_npz(
+        files.save_npz(
             os.path.join(out, "translated.npz"),
             source=source,
             translated=translated,
@@ -102,7 +83,7 @@ def translate(config, workdir: str) -> dict:
         )
         g = min(t.grid_size, n)
         plotting.save_image_grid(
-            translate_lib.pairs_grid(source[:g], translated[:g], min(8, g)),
+            pairs_grid(source[:g], translated[:g], min(8, g)),
             os.path.join(out, "before_after.png"),
             ncol=min(8, g),
         )

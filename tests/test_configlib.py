@@ -1,13 +1,44 @@
-"""Malformed configs and overrides are accepted and valid, or rejected with a clear error."""
+"""The config machinery (`configlib`): the config argument, the smoke variant, and every
+override valid or a clear error."""
 
 import math
 
 import ml_collections
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fdrl_jax import configlib
+from fdrl_jax.configlib import PAIRINGS, choice
 from fdrl_jax.experiment import build_experiment
+
+
+def _arg(text):
+    return configlib.parse_arg(text, pairing=choice("lsif-chi2", PAIRINGS), smoke=False, n=3)
+
+
+def test_config_arguments_by_name_flag_or_option():
+    assert _arg(None).to_dict() == {"pairing": "lsif-chi2", "smoke": False, "n": 3}
+    assert _arg("lr-kl,smoke").to_dict() == {"pairing": "lr-kl", "smoke": True, "n": 3}
+    assert _arg(" pairing=lr-js , smoke=false,n=7").to_dict() == {
+        "pairing": "lr-js",
+        "smoke": False,
+        "n": 7,
+    }
+    for bad, message in (
+        ("lr-xx", "Unknown config argument 'lr-xx'.*lsif-chi2 | lr-kl.*smoke"),
+        ("pairing=tv", "choose one of"),
+        ("smoke=maybe", "True or False"),
+        ("n=x", "give a int"),
+        ("spec", "Unknown config argument 'spec'"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            _arg(bad)
+
+
+def test_flatten_names_every_field_and_keeps_empty_sections():
+    nested = {"flow": {"eta": 0.2, "nu": 0.0}, "stats": {}, "seed": 1}
+    assert configlib.flatten(nested) == {"flow.eta": 0.2, "flow.nu": 0.0, "stats": {}, "seed": 1}
 
 
 def _leaf_paths(cfg: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
@@ -52,15 +83,16 @@ CLEAR = (ValueError, TypeError, KeyError, AttributeError)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.tuples(st.sampled_from(PATHS), VALUES), min_size=1, max_size=4),
-    st.sampled_from([None, "smoke", "lr-kl", "lsif-chi2,smoke"]),
+    st.booleans(),
 )
-def test_every_override_is_valid_or_a_clear_error(overrides, arg):
-    cfg = configlib.apply_args(configlib.default_config(), arg)
+def test_every_override_is_valid_or_a_clear_error(overrides, smoke):
+    cfg = configlib.default_config()
+    if smoke:
+        configlib.smoke(cfg)
     try:
         for path, value in overrides:
-            configlib.set_path(
-                cfg, path, value
-            )  # ConfigDict itself refuses unknown fields and wrong types
+            # ConfigDict itself refuses unknown fields and wrong types
+            configlib.set_path(cfg, path, value)
         build_experiment(cfg)
     except CLEAR as e:
         msg = str(e)
@@ -75,6 +107,6 @@ def test_every_override_is_valid_or_a_clear_error(overrides, arg):
 @given(st.text(max_size=20))
 def test_config_arguments_are_known_or_rejected(arg):
     try:
-        configlib.apply_args(configlib.default_config(), arg)
+        _arg(arg)
     except ValueError as e:
-        assert "Unknown config argument" in str(e)
+        assert "config argument" in str(e).lower()

@@ -1,4 +1,4 @@
-"""The run directory, a contract other tools read (DESIGN "The work directory"):
+"""The files of a run directory (`--workdir`), a contract other tools read:
 
     <workdir>/config.json      resolved config of the run
     <workdir>/checkpoints/     orbax checkpoints (run/checkpoints.py)
@@ -37,9 +37,9 @@ import numpy as np
 from absl import logging
 from etils import epath
 
-from fdrl_jax import parallel
+from fdrl_jax import configlib, parallel
 from fdrl_jax.errors import WorkdirError
-from fdrl_jax.experiment import INPUT_PATH_FIELDS, Experiment, build_experiment
+from fdrl_jax.experiment import INPUT_PATH_FIELDS
 from fdrl_jax.priors import FullCovariancePrior, LowRankPrior
 
 PathLike = str | os.PathLike
@@ -179,21 +179,14 @@ def write_config(config, workdir: PathLike) -> None:
         )
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
-    return out
-
-
 def warn_if_config_differs(config, workdir: PathLike) -> list[str]:
     """Fields (outside the inference sections) where `config` differs from the run's
     config.json; logs them as a warning."""
     p = path(workdir, "config.json")
     if not p.exists():
         return []
-    saved = _flatten(read_json(p))
-    now = _flatten(json.loads(config.to_json_best_effort()))
+    saved = configlib.flatten(read_json(p))
+    now = configlib.flatten(json.loads(config.to_json_best_effort()))
     diff = sorted(
         k
         for k in set(saved) | set(now)
@@ -314,8 +307,9 @@ def load_prior(path: PathLike, fingerprint: str):
 
 
 @dataclasses.dataclass(frozen=True)
-class PriorCache:
-    """<workdir>/prior.npz as an `experiment.PriorCache`."""
+class PriorFile:
+    """<workdir>/prior.npz as the `prior_cache` of `experiment.build_experiment`: the run's
+    fitted prior, reused by later runs and modes while its settings hold."""
 
     workdir: str
 
@@ -336,11 +330,6 @@ class PriorCache:
             save_prior(self.path, prior, fingerprint)
         except OSError as e:  # a read-only workdir (e.g. sampling elsewhere) only costs a refit
             logging.warning("Could not store the fitted prior in %s: %s", self.path, e)
-
-
-def experiment(config, workdir: str) -> Experiment:
-    """`build_experiment` with the run directory's prior cache."""
-    return build_experiment(config, prior_cache=PriorCache(workdir))
 
 
 def write_results(out: PathLike, name: str, result: dict, arrays: dict | None = None) -> str:

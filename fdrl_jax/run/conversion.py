@@ -24,13 +24,13 @@ import optax
 from absl import logging
 from flax import traverse_util
 
-from fdrl_jax import configlib, experiment, parallel, train
+from fdrl_jax import configlib, experiment, parallel, trainer
 from fdrl_jax.errors import ConfigError, DataError, WorkdirError
-from fdrl_jax.interop import reference_checkpoint as ref_ckpt
-from fdrl_jax.interop import reference_config, state_dict, torch_files
+from fdrl_jax.experiment import build_experiment
+from fdrl_jax.interop import reference_checkpoint, reference_config, state_dict, torch_files
 from fdrl_jax.interop.exported import save_export
 from fdrl_jax.priors import FullCovariancePrior, LowRankPrior
-from fdrl_jax.run import workdir as workdir_lib
+from fdrl_jax.run import files
 from fdrl_jax.run.checkpoints import Checkpointer, restore_for_inference
 
 PROVENANCE = "reference.json"  # <workdir>/reference.json: where an imported run came from
@@ -68,13 +68,11 @@ def _optimizer_state(template_opt, moments, step: int):
 
 
 def _lr_at(config, step: int) -> float:
-    _, schedule = train.make_optimizer(
-        config.optim.lr, config.optim.decay_steps, config.optim.decay_factor
-    )
+    _, schedule = trainer.optimizer_for(config)
     return float(schedule(step))
 
 
-def reference_state(ckpt: ref_ckpt.ReferenceCheckpoint, template, config, source: str):
+def reference_state(ckpt: reference_checkpoint.ReferenceCheckpoint, template, config, source: str):
     """(our TrainState shaped like `template` holding the reference checkpoint, warnings,
     whether Adam's moments were imported: they are when the optimiser state matches the net,
     else a fresh Adam state starts and a warning says so)."""
@@ -94,8 +92,8 @@ def reference_state(ckpt: ref_ckpt.ReferenceCheckpoint, template, config, source
     moments = None
     if ckpt.optim is not None:
         try:
-            order = ref_ckpt.parameter_order(ckpt.model)
-            moments, more = ref_ckpt.adam_from_reference(ckpt.optim, order, t_vars)
+            order = reference_checkpoint.parameter_order(ckpt.model)
+            moments, more = reference_checkpoint.adam_from_reference(ckpt.optim, order, t_vars)
             warnings += more
         except (ValueError, KeyError, TypeError) as e:
             warnings.append(f"Adam's state was not imported ({e}); a fresh one starts")
@@ -126,7 +124,7 @@ def reference_state(ckpt: ref_ckpt.ReferenceCheckpoint, template, config, source
 
 
 def _check_new_workdir(workdir: str) -> str:
-    workdir_lib.check_writable(workdir)
+    files.check_writable(workdir)
     directory = os.path.join(workdir, "checkpoints")
     existing = Checkpointer(directory, create=False)
     if existing.all_steps():
@@ -150,27 +148,30 @@ def import_reference(config, workdir: str, checkpoint: str, prior: str | None = 
             f"--prior is the reference's data-dependent prior, but this config's prior is "
             f"{config.prior.name!r}; use a config with prior.name = 'ddp' or leave --prior out."
         )
-    ckpt = ref_ckpt.parse_checkpoint(torch_files.load_checkpoint(checkpoint), checkpoint)
+    ckpt = reference_checkpoint.parse_checkpoint(
+        torch_files.load_checkpoint(checkpoint), checkpoint
+    )
     errors, _ = reference_config.compare(ckpt.config, config, ())
     if errors:
         raise ConfigError(f"{checkpoint}: " + "; ".join(errors) + ".")
     directory = _check_new_workdir(workdir)
     if prior:
-        arrays = torch_files.load_prior(prior)
-        shape = ref_ckpt.reference_prior_shape(arrays["loc"].size, ckpt.config.get("img_size"))
-        ours = ref_ckpt.prior_from_reference(arrays, shape)
+        arrays = torch_files.load_reference_prior(prior)
+        shape = reference_checkpoint.reference_prior_shape(
+            arrays["loc"].size, ckpt.config.get("img_size")
+        )
+        ours = reference_checkpoint.prior_from_reference(arrays, shape)
         # stored under this config's prior settings: later runs load it instead of fitting
-        workdir_lib.save_prior(
+        files.save_prior(
             os.path.join(workdir, "prior.npz"), ours, experiment.prior_fingerprint(config)
         )
     elif config.prior.name == "ddp":
         logging.info("No --prior: fitting the data-dependent prior to the data, as the reference.")
-    exp = workdir_lib.experiment(config, workdir)
+    exp = build_experiment(config, prior_cache=files.PriorFile(workdir))
     if prior and tuple(exp.prior.shape) != exp.shape:
         raise DataError(f"The prior in {prior} is over {exp.prior.shape}, the data {exp.shape}.")
     _, warnings = reference_config.compare(ckpt.config, config, exp.shape)
-    _, tx = train.make_step_fn(exp)
-    template = jax.eval_shape(lambda: train.initial_state(exp, tx))
+    template = jax.eval_shape(lambda: trainer.initial_state(exp))
     state, more, adam_imported = reference_state(ckpt, template, config, checkpoint)
     warnings += more
     for w in warnings:
@@ -178,7 +179,7 @@ def import_reference(config, workdir: str, checkpoint: str, prior: str | None = 
     ckpt_out = Checkpointer(directory)
     ckpt_out.save(int(state.step), state)
     ckpt_out.close()
-    workdir_lib.write_config(config, workdir)
+    files.write_config(config, workdir)
     provenance = {
         "checkpoint": os.path.abspath(checkpoint),
         "prior": os.path.abspath(prior) if prior else None,
@@ -188,9 +189,7 @@ def import_reference(config, workdir: str, checkpoint: str, prior: str | None = 
         "reference_config": ckpt.config,
     }
     if parallel.is_main_process():
-        workdir_lib.write_json(
-            workdir_lib.path(workdir, PROVENANCE), provenance, indent=2, default=str
-        )
+        files.write_json(files.path(workdir, PROVENANCE), provenance, indent=2, default=str)
     logging.info("Imported %s (step %d) into %s", checkpoint, int(state.step), workdir)
     return state
 
@@ -237,13 +236,13 @@ def export_reference(config, workdir: str, out: str, prior_out: str | None = Non
     ref, warnings = reference_config.to_reference(config, exp.shape, dataset)
     names = state_dict.param_names(live)
     attention = reference_config.our_net(config.model).get("attention_after")
-    order = ref_ckpt.reference_parameter_order(list(names.values()), attention)
+    order = reference_checkpoint.reference_parameter_order(list(names.values()), attention)
     adam = _find(host.opt_state, optax.ScaleByAdamState)
     moments = None
     if adam is not None:
         a = host.opt_state[adam]
         flat = traverse_util.flatten_dict
-        moments = ref_ckpt.AdamMoments(int(a.count), flat(dict(a.mu)), flat(dict(a.nu)))
+        moments = reference_checkpoint.AdamMoments(int(a.count), flat(dict(a.mu)), flat(dict(a.nu)))
     if float(host.lr_scale) != 1.0:
         warnings.append(
             f"this run's learning rate was lowered × {float(host.lr_scale):g} by divergence "
@@ -260,7 +259,7 @@ def export_reference(config, workdir: str, out: str, prior_out: str | None = Non
         ema=state_dict.to_state_dict(_variables(host.ema_params, host.ema_stats)),
         config=ref,
         order=order,
-        moments=None if moments is None else ref_ckpt.adam_to_reference(moments, live),
+        moments=None if moments is None else reference_checkpoint.adam_to_reference(moments, live),
         adam_count=0 if moments is None else moments.count,
         lr=float(config.optim.lr) * float(host.lr_scale),
         betas=(float(config.optim.b1), float(config.optim.b2)),
@@ -271,8 +270,8 @@ def export_reference(config, workdir: str, out: str, prior_out: str | None = Non
     if prior is not None:
         folder = os.path.dirname(os.path.abspath(out))
         prior_out = prior_out or os.path.join(folder, f"{dataset}_ddp.pt")
-        arrays = ref_ckpt.prior_to_reference(jax.tree.map(np.asarray, prior))
-        torch_files.save_prior(prior_out, arrays)
+        arrays = reference_checkpoint.prior_to_reference(jax.tree.map(np.asarray, prior))
+        torch_files.save_reference_prior(prior_out, arrays)
         logging.info("Wrote the prior to %s (the reference loads `<dataset>_ddp.pt`)", prior_out)
     for w in warnings:
         logging.warning("Exporting to the reference: %s", w)

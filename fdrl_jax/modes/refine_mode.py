@@ -1,4 +1,4 @@
-"""`--mode=refine`: DGflow refinement of another model's samples (SPEC "DGflow")."""
+"""`--mode=refine`: DGflow refinement of another model's samples (`dgflow.py`)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,24 @@ import os
 import jax
 import numpy as np
 
-from fdrl_jax import configlib, dgflow, flow_lib, parallel
+from fdrl_jax import configlib, dgflow, flows, parallel
 from fdrl_jax.data import build_data, is_image_data
 from fdrl_jax.errors import DataError, MissingFileError
 from fdrl_jax.evaluation.digits_metrics import digits_scores
 from fdrl_jax.evaluation.toy_metrics import energy_distance
 from fdrl_jax.gan import build_discriminator, build_generator
 from fdrl_jax.interop.npz import load_params
-from fdrl_jax.run import plotting
-from fdrl_jax.run import workdir as workdir_lib
+from fdrl_jax.run import files, plotting
 from fdrl_jax.run.checkpoints import restore_for_inference
 
 
 def _load_samples(path: str, key: str):
-    if not path or not workdir_lib.exists(path):
+    if not path or not files.exists(path):
         raise MissingFileError(
             f"No samples file {path!r}: set --config.refine.input to an .npz "
             "holding the samples to refine (e.g. --mode=gan's)."
         )
-    z = workdir_lib.load_npz(path)
+    z = files.load_npz(path)
     if key not in z:
         raise DataError(
             f"{path} has no array {key!r} (it holds {sorted(z)}); set --config.refine.key"
@@ -39,7 +38,7 @@ def _variables(loaded: dict) -> dict:
     return loaded if "params" in loaded else {"params": loaded}
 
 
-def refine(config, workdir: str) -> dict:
+def refine_mode(config, workdir: str) -> dict:
     """Refine `refine.input`'s samples with a discriminator (DGflow) or with this run's FDRL
     estimator, in data space or (`refine.space = latent`) in the latent space of
     `refine.generator`; write eval/refined.npz, eval/refine.json and eval/refine.png. Runs on
@@ -67,7 +66,7 @@ def refine(config, workdir: str) -> dict:
         start, decode = x, None
     if r.source == "estimator":
         exp, state = restore_for_inference(config, workdir)
-        potential = flow_lib.make_potential(exp.apply_fn, state.ema_variables, exp.fprime)
+        potential = flows.make_potential(exp.apply_fn, state.ema_variables, exp.fprime)
     else:
         model = build_discriminator(config)
         variables = _variables(load_params(r.discriminator))
@@ -102,10 +101,10 @@ def refine(config, workdir: str) -> dict:
     arrays = {"before": x, "after": refined}
     if decode is not None:
         arrays.update(latents_before=np.asarray(start), latents_after=np.asarray(moved))
-    out = workdir_lib.write_results(os.path.join(workdir, "eval"), "refine", result)
+    out = files.write_results(os.path.join(workdir, "eval"), "refine", result)
     if not parallel.is_main_process():
         return result
-    workdir_lib.save_npz(os.path.join(out, "refined.npz"), **arrays)
+    files.save_npz(os.path.join(out, "refined.npz"), **arrays)
     if is_image_data(data_source):
         n = min(len(x), 32)  # rows of 8: before, then after
         pairs = np.concatenate([x[:n], refined[:n]])

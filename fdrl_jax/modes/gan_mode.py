@@ -12,10 +12,10 @@ from fdrl_jax import configlib, parallel
 from fdrl_jax.data import build_data
 from fdrl_jax.gan import build_discriminator, build_generator, train_gan
 from fdrl_jax.interop.npz import save_params
-from fdrl_jax.run import workdir as workdir_lib
+from fdrl_jax.run import files
 
 
-def gan(config, workdir: str) -> str:
+def gan_mode(config, workdir: str) -> str:
     """Train a GAN (`gan.*`, the config's estimator network as the discriminator); write
     `<workdir>/gan/` with the generator and discriminator variables (.npz) and `samples.npz`
     (samples and their latents). Returns the samples' path. Runs on one device."""
@@ -40,8 +40,6 @@ def gan(config, workdir: str) -> str:
     if parallel.is_main_process():
         save_params(os.path.join(out, "generator.npz"), state.g_params)
         save_params(os.path.join(out, "discriminator.npz"), state.d_variables)
-        workdir_lib.save_npz(
-            path, samples=x.reshape(g.num_samples, *data.shape), latents=np.asarray(z)
-        )
+        files.save_npz(path, samples=x.reshape(g.num_samples, *data.shape), latents=np.asarray(z))
         logging.info("Wrote GAN params and %d samples to %s", g.num_samples, out)
     return path

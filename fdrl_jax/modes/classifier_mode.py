@@ -21,7 +21,7 @@ from fdrl_jax.data import build_data
 from fdrl_jax.data.images import to_unit_range
 from fdrl_jax.errors import DataError
 from fdrl_jax.interop.npz import load_params, save_params
-from fdrl_jax.run import workdir as workdir_lib
+from fdrl_jax.run import files
 
 DEFAULT_PATH = os.path.join("classifier", "params.npz")
 
@@ -44,7 +44,7 @@ def classifier_path(config, workdir: str) -> str:
     return config.classifier.path or os.path.join(workdir, DEFAULT_PATH)
 
 
-def classifier(config, workdir: str) -> dict:
+def classifier_mode(config, workdir: str) -> dict:
     """Train a classifier on the config's labelled data (adversarially when
     classifier.adv_eps > 0), save its params to `classifier_path` and its held-out clean (and,
     if adversarial, robust) accuracy to `<params>.json`. Runs on one device."""
@@ -90,5 +90,5 @@ def classifier(config, workdir: str) -> dict:
     if parallel.is_main_process():  # every process trained the same params; one writes
         save_params(path, params)
     directory, name = os.path.split(os.path.splitext(path)[0])
-    workdir_lib.write_results(directory or ".", name, result)  # <params>.json
+    files.write_results(directory or ".", name, result)  # <params>.json
     return result

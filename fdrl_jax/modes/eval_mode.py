@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from fdrl_jax import flow_lib, parallel
+from fdrl_jax import parallel
+from fdrl_jax.algorithms import draw_prior
 from fdrl_jax.data import is_image_data, to_uint8
 from fdrl_jax.data.toy import TOY_MODE_STD, TOY_MODES
 from fdrl_jax.errors import MissingFileError
@@ -32,14 +33,13 @@ from fdrl_jax.evaluation.fid import (
     save_statistics,
 )
 from fdrl_jax.evaluation.toy_metrics import c2st, compare, mode_coverage, support
-from fdrl_jax.run import plotting
-from fdrl_jax.run import workdir as workdir_lib
+from fdrl_jax.run import files, plotting
 from fdrl_jax.run.checkpoints import restore_for_inference
-from fdrl_jax.sampling import draw_prior, make_sample_fn
+from fdrl_jax.sampler import Sampler, chunks
 
 
-def evaluate(config, workdir: str) -> dict:
-    """`--mode=eval`: `evaluate_images` for image data, else `evaluate_vectors`."""
+def eval_mode(config, workdir: str) -> dict:
+    """`evaluate_images` for image data, else `evaluate_vectors`."""
     exp, state = restore_for_inference(config, workdir)
     if is_image_data(exp.data):
         return evaluate_images(config, workdir, exp, state)
@@ -52,9 +52,9 @@ def evaluate_vectors(config, workdir: str, exp, state) -> dict:
     eval/toy_metrics.json and eval/toy_eval.png."""
     n, e = config.eval.num_samples, config.eval
     keys = jax.random.split(jax.random.PRNGKey(e.seed), 5)
-    steps = config.flow.num_steps + config.flow.kappa
-    sample_fn = make_sample_fn(exp, steps, mesh=parallel.make_mesh())
-    model = parallel.to_host(sample_fn(state.ema_variables, keys[0], n))  # metrics on the host
+    sampler = Sampler(exp, mesh=parallel.make_mesh())
+    steps = sampler.num_steps
+    model = parallel.to_host(sampler(state.ema_variables, keys[0], n))  # metrics on the host
     prior = draw_prior(exp.prior, keys[1], n, config.prior.clip)
     data, data2 = exp.data.sample(keys[2], n), exp.data.sample(keys[3], n)
     result = {
@@ -84,7 +84,7 @@ def evaluate_vectors(config, workdir: str, exp, state) -> dict:
             "model": mode_coverage(host["model"], modes, std),
             "data": mode_coverage(ref, modes, std),
         }
-    out_dir = workdir_lib.write_results(os.path.join(workdir, "eval"), "toy_metrics", result)
+    out_dir = files.write_results(os.path.join(workdir, "eval"), "toy_metrics", result)
     if not parallel.is_main_process():
         return result
     plotting.panels(
@@ -104,7 +104,7 @@ def reference_statistics(config, exp, feature_fn, workdir: str) -> tuple[Statist
     eval/ under a name that says which feature net and how many images."""
     e = config.eval
     if e.fid_stats:
-        if not workdir_lib.exists(e.fid_stats):
+        if not files.exists(e.fid_stats):
             raise MissingFileError(
                 f"No FID statistics at eval.fid_stats={e.fid_stats!r}; give a .npz with `mu` "
                 "and `sigma`, or leave it empty to use the training data."
@@ -112,7 +112,7 @@ def reference_statistics(config, exp, feature_fn, workdir: str) -> tuple[Statist
         return load_statistics(e.fid_stats), e.fid_stats
     limit = min(e.reference_samples or len(exp.data), len(exp.data))
     path = os.path.join(workdir, "eval", f"reference_stats_{e.feature_net}_{limit}.npz")
-    if workdir_lib.exists(path):
+    if files.exists(path):
         return load_statistics(path), path
     stats = compute_statistics(
         exp.data.clean_batches(e.batch_size), feature_fn, e.batch_size, max_samples=limit
@@ -128,10 +128,9 @@ def evaluate_images(config, workdir: str, exp, state) -> dict:
     c, e = config, config.eval
     out = os.path.join(workdir, "eval")
     main = parallel.is_main_process()
-    base = c.flow.num_steps + c.flow.kappa
-    lengths = sorted({base, *(int(v) for v in e.fid_lengths)} if e.fid_lengths else {base})
-    mesh = parallel.make_mesh()
-    sample_fn = make_sample_fn(exp, max(lengths), record_at=lengths, mesh=mesh)
+    sampler = Sampler(exp, mesh=parallel.make_mesh(), clip_output=True)  # samples are images
+    base = sampler.num_steps
+    lengths = sorted({base, *(int(v) for v in e.fid_lengths)})
     variables = state.ema_variables
     key = jax.random.PRNGKey(e.seed)
 
@@ -140,10 +139,8 @@ def evaluate_images(config, workdir: str, exp, state) -> dict:
     # The first samples (final length) are kept for the figures and the digits scores, so
     # nothing is sampled twice.
     n, done, kept, keep = e.num_samples, 0, [], 1000 if c.data.name == "digits" else 64
-    for i, start in enumerate(range(0, n, e.batch_size)):
-        m = min(e.batch_size, n - start)
-        _, traj = sample_fn(variables, jax.random.fold_in(key, i), m)
-        traj = jnp.clip(traj, -1.0, 1.0)  # samples become images
+    for k, m in chunks(key, n, e.batch_size):
+        _, traj = sampler(variables, k, m, num_steps=max(lengths), record_at=lengths)
         if feature_fn is not None:
             for j, length in enumerate(lengths):
                 running[length].update(np.asarray(feature_fn(traj[j])))
@@ -166,8 +163,8 @@ def evaluate_images(config, workdir: str, exp, state) -> dict:
         result["fid_reference"] = ref_path
         result["fid_vs_flow_length"] = {str(k): v for k, v in by_length.items()}
         fields = ("step", "num_samples", "flow_steps", "feature_net", "fid", "fid_reference")
-        workdir_lib.write_results(out, "fid", {k: result[k] for k in fields})
-        workdir_lib.write_results(out, "fid_vs_flow_length", result["fid_vs_flow_length"])
+        files.write_results(out, "fid", {k: result[k] for k in fields})
+        files.write_results(out, "fid_vs_flow_length", result["fid_vs_flow_length"])
         if main:
             plotting.fid_vs_length(by_length, os.path.join(out, "fid_vs_flow_length.png"))
     if c.data.name == "digits":
@@ -176,26 +173,25 @@ def evaluate_images(config, workdir: str, exp, state) -> dict:
         result["digits_prior"] = digits_scores(prior)
     if e.figures and main:
         write_figures(c, exp, variables, kept[:64], feature_fn, out)
-    workdir_lib.write_results(out, "image_metrics", result)
+    files.write_results(out, "image_metrics", result)
     return result
 
 
 def write_figures(config, exp, variables, samples, feature_fn, out: str) -> None:
-    """Flow strips, prior interpolation, prior samples and nearest neighbours (PNG)."""
+    """Flow strips, prior interpolation, prior samples and nearest neighbours (PNG). Process 0
+    alone draws them, on its own devices (no collective the others would have to join)."""
     c = config
     key = jax.random.PRNGKey(c.eval.seed + 1)
-    total = c.flow.num_steps + c.flow.kappa
+    sampler = Sampler(exp, clip_output=True)
+    total = sampler.num_steps
     marks = sorted({round(total * t / 8) for t in range(9)})
-    strip_fn = make_sample_fn(exp, total, record_at=marks)
-    _, traj = strip_fn(variables, key, 8)
+    _, traj = sampler(variables, key, 8, record_at=marks)
     plotting.save_grid_png(
         figures.strip_grid(np.asarray(traj)), os.path.join(out, "flow_strips.png")
     )
 
     starts = figures.interpolation_starts(exp.prior, key, 6, 8, c.prior.clip)
-    potential = flow_lib.make_potential(exp.apply_fn, variables, exp.fprime)
-    flow = jax.jit(lambda x0: flow_lib.flow(potential, x0, key, total, c.flow.eta, c.flow.nu))
-    ends = jnp.clip(flow(starts), -1, 1)
+    ends = sampler.flow(variables, starts, key)
     plotting.save_grid_png(
         figures.make_grid(to_uint8(np.asarray(ends)), ncol=8),
         os.path.join(out, "interpolation.png"),

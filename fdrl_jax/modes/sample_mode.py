@@ -10,29 +10,28 @@ from absl import logging
 
 from fdrl_jax import parallel
 from fdrl_jax.data import is_image_data, to_uint8
-from fdrl_jax.run import plotting
-from fdrl_jax.run import workdir as workdir_lib
+from fdrl_jax.run import files, plotting
 from fdrl_jax.run.checkpoints import restore_for_inference
-from fdrl_jax.sampling import make_sample_fn, sample_many
+from fdrl_jax.sampler import Sampler
 
 
-def sample(config, workdir: str) -> str:
+def sample_mode(config, workdir: str) -> str:
     """`sample.num_samples` samples (K + κ flow steps) to eval/samples.npz (`samples`, float;
     images also as uint8 `images`) and eval/samples.png (a grid, or a scatter over the data);
     returns the .npz path."""
     exp, state = restore_for_inference(config, workdir)
     n, step = config.sample.num_samples, int(parallel.to_host(state.step))
-    sample_fn = make_sample_fn(exp, mesh=parallel.make_mesh())
+    sampler = Sampler(exp, mesh=parallel.make_mesh())
     key = jax.random.PRNGKey(config.sample.seed)
-    x = sample_many(sample_fn, state.ema_variables, key, n, config.sample.batch_size)
+    x = sampler.sample_many(state.ema_variables, key, n, config.sample.batch_size)
     path = os.path.join(workdir, "eval", "samples.npz")
     if parallel.is_main_process():
         figure = os.path.join(workdir, "eval", "samples.png")
         if is_image_data(exp.data):
-            workdir_lib.save_npz(path, samples=x, images=to_uint8(x), step=step)
+            files.save_npz(path, samples=x, images=to_uint8(x), step=step)
             plotting.save_image_grid(x[: config.sample.grid_size], figure)
         else:
-            workdir_lib.save_npz(path, samples=x, step=step)
+            files.save_npz(path, samples=x, step=step)
             data = np.asarray(exp.data.sample(jax.random.PRNGKey(config.eval.seed), n))
             plotting.scatter_over_data(x, data, figure, title=f"{n} samples, step {step}")
         logging.info("Wrote %d samples to %s", n, path)

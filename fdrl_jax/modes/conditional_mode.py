@@ -11,17 +11,16 @@ import numpy as np
 from absl import logging
 
 from fdrl_jax import parallel
-from fdrl_jax.conditional import make_conditional_sample_fn, sample_label
 from fdrl_jax.data import is_image_data, to_uint8
 from fdrl_jax.errors import ConfigError, DataError, DivergenceError, MissingFileError
 from fdrl_jax.evaluation.digits_metrics import digits_classifier, to_digit_pixels
-from fdrl_jax.run import plotting
-from fdrl_jax.run import workdir as workdir_lib
+from fdrl_jax.modes.classifier_mode import classifier_path, load_classifier
+from fdrl_jax.run import files, plotting
 from fdrl_jax.run.checkpoints import restore_for_inference
-from fdrl_jax.run.classifier_training import classifier_path, load_classifier
+from fdrl_jax.sampler import conditional_sampler
 
 
-def conditional(config, workdir: str) -> dict:
+def conditional_mode(config, workdir: str) -> dict:
     """`conditional.num_samples` samples of each requested class
     (`conditional.label`, or every class) from the latest checkpoint's EMA params composed
     with the classifier at `classifier.path`. Writes eval/conditional/samples_label{y}.npz
@@ -33,7 +32,7 @@ def conditional(config, workdir: str) -> dict:
     if not is_image_data(exp.data):
         raise DataError("--mode=conditional needs an image dataset with labels.")
     path = classifier_path(config, workdir)
-    if not workdir_lib.exists(path):
+    if not files.exists(path):
         raise MissingFileError(
             f"No classifier at {path}: train one with --mode=classifier (same --workdir), or "
             "set --config.classifier.path to a params .npz."
@@ -47,8 +46,8 @@ def conditional(config, workdir: str) -> dict:
     labels = list(range(num_classes)) if cc.label < 0 else [cc.label]
     # the reference flows n_flow_steps + 10 steps for conditional samples
     steps = cc.num_steps if cc.num_steps is not None else config.flow.num_steps + 10
-    sample_fn = make_conditional_sample_fn(
-        exp, classifier_apply, cc.phi, steps, mesh=parallel.make_mesh()
+    sampler = conditional_sampler(
+        exp, classifier_apply, cc.phi, num_steps=steps, mesh=parallel.make_mesh()
     )
     key = jax.random.PRNGKey(cc.seed)
     out = os.path.join(workdir, "eval", "conditional")
@@ -60,14 +59,12 @@ def conditional(config, workdir: str) -> dict:
     result = {"step": step, "phi": cc.phi, "flow_steps": steps, "per_label": {}}
     rows = []
     for y in labels:
-        x = sample_label(
-            sample_fn,
-            state.ema_variables,
-            classifier_params,
+        x = sampler.sample_many(
+            (state.ema_variables, classifier_params),
             jax.random.fold_in(key, y),
-            y,
             cc.num_samples,
             config.sample.batch_size,
+            labels=np.full(cc.num_samples, y, np.int32),
         )
         if not np.all(np.isfinite(x)):
             # (N p(y|x))^(−φ) is unbounded as p -> 0: a large φ, or a confident non-robust
@@ -84,7 +81,7 @@ def conditional(config, workdir: str) -> dict:
         result["per_label"][str(y)] = entry
         rows.append(x[: cc.grid_size])
         if main:
-            workdir_lib.save_npz(
+            files.save_npz(
                 os.path.join(out, f"samples_label{y}.npz"),
                 samples=x,
                 images=to_uint8(x),
@@ -104,5 +101,5 @@ def conditional(config, workdir: str) -> dict:
         width = min(len(r) for r in rows)
         grid = np.concatenate([r[:width] for r in rows])
         plotting.save_image_grid(grid, os.path.join(out, "grid_all.png"), ncol=width)
-    workdir_lib.write_results(out, "metrics", result)
+    files.write_results(out, "metrics", result)
     return result

@@ -1,0 +1,86 @@
+"""Helpers the tests share: config paths, equality of states, the devices the modes see, a
+subprocess's environment, and runs to copy."""
+
+import contextlib
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from fdrl_jax import configlib, parallel
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# XLA:CPU's backend optimisation off: tests check what programs compute, not how fast, and a
+# ResNet training step compiles 3× faster (27 s -> 9 s) and runs ~1.4× slower. The same
+# flags in the tests' subprocesses keep their results bit-equal to the session's.
+XLA_TEST_FLAGS = "--xla_backend_optimization_level=0"
+
+
+def configs(name: str) -> str:
+    """The path of a config file in configs/ (with an optional `:arg`)."""
+    return os.path.join(ROOT, "configs", name)
+
+
+def leaves_equal(a, b) -> bool:
+    """Every leaf of two pytrees bit for bit equal."""
+    return all(
+        np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+
+
+def assert_close(a, b, rtol=1e-5, atol=0.0):
+    """Every leaf within `rtol` relative (L2 norm of the difference over the reference's), or
+    `atol` absolute: what differs between device counts is the order of batch reductions."""
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        err = np.linalg.norm(x - y)
+        assert err <= rtol * np.linalg.norm(y) + atol, err
+
+
+def env(devices: int = 1, **extra) -> dict:
+    """A subprocess's environment: CPU only, `devices` simulated devices."""
+    out = dict(os.environ, JAX_PLATFORMS="cpu", **extra)
+    out["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices} {XLA_TEST_FLAGS}"
+    return out
+
+
+ALL_DEVICES_MESH = parallel.make_mesh
+
+
+@contextlib.contextmanager
+def devices(n: int):
+    """Inside, the modes' mesh (`parallel.make_mesh()`) spans the first n devices."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(
+            parallel,
+            "make_mesh",
+            lambda d=None: ALL_DEVICES_MESH(d if d is not None else jax.devices()[:n]),
+        )
+        yield
+
+
+def digits_config():
+    """configs/digits.py:smoke with a small, quickly trained classifier (for the guided modes)."""
+    config = configlib.load_config(configs("digits.py:smoke"))
+    return configlib.override(
+        config,
+        {
+            "classifier.num_steps": 20,
+            "classifier.hidden": 16,
+            "classifier.features": (4,),
+            "classifier.adv_eps": 0.0,
+            "conditional.num_samples": 4,
+            "translate.num_images": 8,
+            "translate.num_steps": 3,
+        },
+    )
+
+
+def copy_run(run, tmp_path) -> tuple:
+    """(a fresh config, a copy of the run's workdir) of a (make_config, workdir) run."""
+    make_config, wd = run
+    copy = str(tmp_path / "run")
+    shutil.copytree(wd, copy)
+    return make_config(), copy
