@@ -20,6 +20,7 @@ MODE=${2:-}
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's package, also for scripts
 RUN="$OUT/cifar10_nosn"
 if [ "$MODE" = "--smoke" ]; then
   CFG="configs/cifar10.py:smoke"

@@ -22,14 +22,14 @@ from fdrl_jax.modes.train_mode import train_mode
 from fdrl_jax.run import checkpoints, multihost
 from fdrl_jax.run.checkpoints import restore_for_inference
 
-STEPS = 80
+STEPS = 40
 # Frequent logging makes the host wait for the devices every 2 steps: with many steps in
 # flight, 2-process gloo runs on a 2-core machine can deadlock in a CollectivePermute.
 ARGS = [
     "--config=configs/swissroll.py:smoke",
     f"--config.train.num_steps={STEPS}",
     "--config.train.log_every=2",
-    "--config.train.checkpoint_every=20",
+    "--config.train.checkpoint_every=10",
     "--config.train.sample_every=100000",
 ]
 
@@ -38,7 +38,7 @@ def _config():
     """What ARGS load."""
     c = configlib.load_config(configs("swissroll.py:smoke"))
     c.train.num_steps, c.train.log_every, c.train.sample_every = STEPS, 2, 100000
-    c.train.checkpoint_every = 20
+    c.train.checkpoint_every = 10
     return c
 
 
@@ -151,7 +151,7 @@ def test_sigterm_to_every_process_saves_one_step_exits_zero_and_resumes(
 ):
     wd, logs = str(tmp_path / "run"), str(tmp_path / "logs")
     job = Job(wd, logs)
-    _wait_for(lambda: _logged_step(wd) >= 20, job)
+    _wait_for(lambda: _logged_step(wd) >= 10, job)
     t0 = time.monotonic()
     for p in job.procs:  # a preemption reaches the hosts at slightly different times
         p.send_signal(signal.SIGTERM)
@@ -164,7 +164,7 @@ def test_sigterm_to_every_process_saves_one_step_exits_zero_and_resumes(
         saved += [int(s) for s in re.findall(r"saved the checkpoint of step (\d+)", job.log(i))]
     assert len(saved) == 2 and saved[0] == saved[1], saved  # one step, on every process
     stopped = saved[0]
-    assert 20 < stopped < STEPS and _latest(wd) == stopped
+    assert 10 < stopped < STEPS and _latest(wd) == stopped
 
     t0 = time.monotonic()
     job = Job(wd, logs)
@@ -189,7 +189,7 @@ def test_sigkill_of_one_process_stops_the_others_and_the_job_resumes(
     for victim in (1, 0):  # a worker; then process 0, which runs the coordination service
         job = Job(wd, logs, "--peer_timeout=10")
         before = _latest(wd) or 0
-        _wait_for(lambda b=before: (_latest(wd) or 0) > b and _logged_step(wd) % 20 >= 6, job)
+        _wait_for(lambda b=before: (_latest(wd) or 0) > b and _logged_step(wd) % 10 >= 6, job)
         complete = _latest(wd)
         t0 = time.monotonic()
         job.procs[victim].kill()
@@ -212,7 +212,7 @@ def test_sigkill_of_one_process_stops_the_others_and_the_job_resumes(
     job.check_ok()
     to_finish = time.monotonic() - t0
     resumed = int(re.search(r"Resumed from step (\d+)", job.log(0)).group(1))
-    assert resumed % 20 == 0 and resumed >= complete
+    assert resumed % 10 == 0 and resumed >= complete
     assert leaves_equal(_state(wd), uninterrupted)
     _report(
         capsys,

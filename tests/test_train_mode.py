@@ -211,7 +211,7 @@ def test_sigterm_saves_the_step_it_is_on_and_exits_zero(tmp_path):
 
 @pytest.mark.slow
 def test_random_sigkills_always_resume_from_a_valid_checkpoint(tmp_path):
-    steps, wd = 400, str(tmp_path / "run")
+    steps, wd = 300, str(tmp_path / "run")
     rng = random.Random(0)
     kills, during_write, lost = 0, 0, []
     while True:
