@@ -36,6 +36,8 @@ def stream_key(config, stream: int, step=None) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
+    """What a run trains and samples with, built from its config (`build_experiment`)."""
+
     config: object
     model: nn.Module
     data: object  # has .sample(key, n) and .shape

@@ -6,13 +6,16 @@ import json
 import os
 import shutil
 
+import jax
 import numpy as np
 import pytest
-from helpers import copy_run, devices
+from helpers import copy_run, devices, leaves_equal
 
+from fdrl_jax import configlib, parallel, trainer
 from fdrl_jax.errors import NoCheckpointError
+from fdrl_jax.experiment import build_experiment
 from fdrl_jax.modes import MODES
-from fdrl_jax.run.checkpoints import restore_for_inference
+from fdrl_jax.run.checkpoints import Checkpointer, restore_for_inference
 
 INFERENCE = ("sample", "eval", "conditional", "translate", "refine")
 # The arrays each mode writes (file under eval/, array name), compared across device counts.
@@ -62,3 +65,18 @@ def test_every_inference_mode_restores_on_another_device_count(digits_run, tmp_p
 def test_a_workdir_without_a_checkpoint_says_train_first(smoke_config, tmp_path):
     with pytest.raises(NoCheckpointError, match="train first"):
         restore_for_inference(smoke_config, str(tmp_path))
+
+
+def test_a_checkpoint_holds_the_whole_state_spectral_norm_included(tmp_path):
+    c = configlib.default_config()
+    c.data.name, c.data.size, c.data.synthetic_count = "synthetic", 8, 16
+    c.model.update(name="resnet", arch="", stem=4, stages=((4, 1, 1),), spectral_norm=True)
+    exp = build_experiment(c)
+    state = trainer.initial_state(exp)
+    state = state.replace(ema_stats=jax.tree.map(lambda a: a + 1.0, state.stats))
+    assert state.stats and state.ema_stats  # power-iteration vectors, live and EMA
+    ckpt = Checkpointer(str(tmp_path / "checkpoints"))
+    ckpt.save(7, state)
+    restored = ckpt.restore_latest(trainer.state_template(exp, parallel.make_mesh()))
+    ckpt.close()
+    assert leaves_equal(restored, state) and int(restored.step) == 0

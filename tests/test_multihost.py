@@ -187,7 +187,7 @@ def test_sigkill_of_one_process_stops_the_others_and_the_job_resumes(
     wd, logs = str(tmp_path / "run"), str(tmp_path / "logs")
     report = []
     for victim in (1, 0):  # a worker; then process 0, which runs the coordination service
-        job = Job(wd, logs, "--peer_timeout=10")
+        job = Job(wd, logs, "--peer_timeout=5")
         before = _latest(wd) or 0
         _wait_for(lambda b=before: (_latest(wd) or 0) > b and _logged_step(wd) % 10 >= 6, job)
         complete = _latest(wd)

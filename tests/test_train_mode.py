@@ -211,15 +211,15 @@ def test_sigterm_saves_the_step_it_is_on_and_exits_zero(tmp_path):
 
 @pytest.mark.slow
 def test_random_sigkills_always_resume_from_a_valid_checkpoint(tmp_path):
-    steps, wd = 300, str(tmp_path / "run")
+    steps, wd = 200, str(tmp_path / "run")
     rng = random.Random(0)
     kills, during_write, lost = 0, 0, []
     while True:
         before = _latest(wd) or 0
         proc = _start(wd, steps)
-        if kills < 4:
-            # Half the kills wait for a checkpoint write in progress; half strike at a random
-            # point of training (a random number of steps past the last checkpoint).
+        if kills < 2:
+            # One kill strikes at a random point of training (a random number of steps past
+            # the last checkpoint), one waits for a checkpoint write in progress.
             target_write = kills % 2 == 1
             target_step = before + rng.randint(1, 60)
             deadline = time.time() + 120
@@ -242,7 +242,7 @@ def test_random_sigkills_always_resume_from_a_valid_checkpoint(tmp_path):
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-2000:]
         break
-    assert kills == 4 and during_write >= 1
+    assert kills == 2 and during_write >= 1
     assert max(lost) <= 40  # at most one checkpoint interval of logged work
     print(f"SIGKILLs: {kills} ({during_write} during a checkpoint write); lost steps: {lost}")
     reference = train_mode(_config(steps), str(tmp_path / "reference"))
