@@ -47,7 +47,8 @@ _CALLS = re.compile(r"(?:to_apply|body|condition|calls|branch_computations)=\{?%
 
 
 def census(hlo: str) -> dict[str, dict[str, int]]:
-    """{"in loop" | "outside loops": {kind: count}} of one optimised HLO module's text."""
+    """{"while loops": n, "in loop" | "outside loops": {kind: count}} of one optimised HLO
+    module's text."""
     comps, current = {}, None  # computation name -> its lines
     for line in hlo.splitlines():
         m = _COMP.match(line)
@@ -60,6 +61,7 @@ def census(hlo: str) -> dict[str, dict[str, int]]:
         refs = (ref for line in body for group in _CALLS.findall(line) for ref in group.split(","))
         calls[name] = {ref.strip().lstrip("%") for ref in refs}
     todo = [b for body in comps.values() for line in body for b in _WHILE_BODY.findall(line)]
+    loops = len(todo)
     in_loop = set()
     while todo:  # every computation reachable from a loop body runs inside the loop
         name = todo.pop()
@@ -72,7 +74,7 @@ def census(hlo: str) -> dict[str, dict[str, int]]:
             m = _OP.search(line)
             if m:
                 out["in loop" if name in in_loop else "outside loops"][m.group(1)] += 1
-    return {k: dict(v) for k, v in out.items()}
+    return {"while loops": loops, **{k: dict(v) for k, v in out.items()}}
 
 
 def run(config: str, devices: int) -> dict[str, dict[str, int]]:
@@ -92,12 +94,13 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=4)
     ap.add_argument("--configs", default="configs/swissroll.py:smoke,configs/cifar10.py:smoke")
     a = ap.parse_args()
-    print("| config | devices | outside loops (once per step) | inside a loop (every flow step) |")
+    print("| config | devices | outside loops (once a step) | inside loops (the flow among them) |")
     print("|---|---|---|---|")
     for config in a.configs.split(","):
         c = run(config, a.devices)
         fmt = lambda d: ", ".join(f"{n} × {k}" for k, n in sorted(d.items())) or "none"  # noqa: E731
-        print(f"| `{config}` | {a.devices} | {fmt(c['outside loops'])} | {fmt(c['in loop'])} |")
+        loops = f"{fmt(c['in loop'])} ({c['while loops']} loops)"
+        print(f"| `{config}` | {a.devices} | {fmt(c['outside loops'])} | {loops} |")
         print(json.dumps({"config": config, "devices": a.devices, **c}), file=sys.stderr)
 
 
