@@ -1,4 +1,4 @@
-"""Class-conditional digits (issue 8 acceptance): does the composed flow sample the asked class?
+"""Class-conditional digits: does the composed flow sample the asked class?
 
 Takes a trained unconditional digits run (`python -m fdrl_jax.main --config=configs/digits.py
 --workdir=runs/digits`), trains two guiding classifiers on the digits (one with L2 PGD

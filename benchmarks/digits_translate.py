@@ -1,4 +1,4 @@
-"""Unpaired translation on an offline digits pair (issue 8 acceptance), on a CPU.
+"""Unpaired translation on an offline digits pair, on a CPU.
 
 Domain A: half of scikit-learn's 8×8 digits as they are; domain B: the other half with strokes
 one pixel wider (`pairs.digits_pair`, 100 of each held out). FDRL is trained with Algorithm

@@ -1,4 +1,4 @@
-"""Cost of agreeing on a stop step in a multi-process run (issue 18).
+"""Cost of agreeing on a stop step in a multi-process run.
 
 Starts 2 CPU processes × 2 devices joined by jax.distributed (gloo), builds the swissroll smoke
 experiment's train step, and times blocks of steps with, after every step:
