@@ -4,7 +4,7 @@ does not change the trained model)."""
 
 from __future__ import annotations
 
-from fdrl_jax import dgflow
+from fdrl_jax import dgflow, gan
 from fdrl_jax.configlib.fields import (
     Field,
     boolean,
@@ -14,6 +14,7 @@ from fdrl_jax.configlib.fields import (
     optional,
     string,
 )
+from fdrl_jax.models import PARAM_INITS
 
 _SEED = (0, 2**31 - 1)
 _POSITIVE = (lambda v: v > 0, "> 0")
@@ -28,6 +29,10 @@ SCHEMA = {
         "num_samples": integer(5_000, 1, 10**8),
         "hidden": integer(128, 1, 65_536),  # MLP generator width
         "spectral_norm": boolean(False),  # spectrally normalise the discriminator (`model`)
+        # The discriminator's initialisation, its own (not `model.param_init`: that one matches
+        # the FDRL estimator to the reference). Flax's trains the base GAN much closer to the
+        # data at these settings (benchmarks/RESULTS.md, "DGflow").
+        "param_init": one_of(gan.DISCRIMINATOR_INIT, PARAM_INITS),
     },
     # --mode=refine: DGflow refinement of the samples in `refine.input` (.npz).
     "refine": {
