@@ -4,7 +4,7 @@ does not change the trained model)."""
 
 from __future__ import annotations
 
-from fdrl_jax import dgflow, gan
+from fdrl_jax import dgflow, gan, robust_resnet
 from fdrl_jax.configlib.fields import (
     Field,
     boolean,
@@ -54,9 +54,12 @@ SCHEMA = {
     },
     # --mode=classifier: p(y|x) on the data's labels for class-conditional sampling (paper
     # Sec. 6.4), with L2 PGD adversarial training when adv_eps > 0 (fdrl_jax/classifier.py).
+    # name = robust_resnet50: the paper's own, the robustness library's CIFAR ResNet-50
+    # imported (not trained) with `python -m fdrl_jax.convert --from=robustness
+    # cifar_l2_1_0.pt OUT.npz`; set `path` to OUT.npz (fdrl_jax/robust_resnet.py).
     "classifier": {
         "path": string("", "a path to a params .npz"),  # "" = <workdir>/classifier/params.npz
-        "name": one_of("cnn", ("cnn", "mlp")),
+        "name": one_of("cnn", ("cnn", "mlp", robust_resnet.NAME)),
         # cnn: 3×3 conv channels (stride 2 after the first)
         "features": Field(
             (32, 64),
