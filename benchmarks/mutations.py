@@ -7,7 +7,7 @@ on the copy (`python -m pytest -m "not slow"` by default: the fast loop); the ta
 tests failed, i.e. caught it. The unmutated copy is run first and must pass.
 
     python benchmarks/mutations.py                         # every mutation, the fast suite
-    python benchmarks/mutations.py --only=flow-sign,ema-swapped --tests="tests/test_train.py"
+    python benchmarks/mutations.py --only=flow-sign,ema-swapped --tests="tests/test_trainer.py"
     python benchmarks/mutations.py --list
 
 Prints a markdown table (and writes it with --out). On a 2-core CPU each mutation costs one

@@ -1,4 +1,4 @@
-"""Our SPEC estimators against the same networks in PyTorch (the reference's layout).
+"""Our estimators (paper Table 3) against the same networks in PyTorch (the reference's layout).
 
 For each net: parameter counts; with the torch net's weights copied into ours, the relative
 error of the outputs and of the input gradient of their sum; and at a fresh initialisation of

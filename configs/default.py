@@ -1,5 +1,5 @@
 """The base config: the 2D swiss roll with LSIF-χ² at the paper's 2D settings; every field,
-its default and its rule are in fdrl_jax/configlib/defaults.py (and modes.py).
+its default and its rule are in fdrl_jax/configlib/defaults.py (and mode_sections.py).
 
 Arguments (comma-separated): a pairing (`lsif-chi2`, `lr-kl`, `lr-js`, `lr-logd`), `smoke`.
 """

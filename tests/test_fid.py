@@ -1,5 +1,6 @@
 """FID (`evaluation/fid.py`): the Fréchet distance against scipy and closed forms, streaming
-statistics, the pytorch-fid file format, and FID with a small feature network."""
+statistics, the pytorch-fid file format (naming the network that made them), and FID with a
+small feature network."""
 
 import flax.linen as nn
 import jax
@@ -90,6 +91,17 @@ def test_statistics_npz_round_trip_has_pytorch_fid_keys(tmp_path):
     np.testing.assert_array_equal(loaded.sigma, stats.sigma)
     with pytest.raises(FileNotFoundError, match="missing.npz"):
         fid.load_statistics(tmp_path / "missing.npz")
+
+
+def test_statistics_files_name_their_network_and_stay_pytorch_fid_files(tmp_path):
+    stats0 = fid.statistics_from_features(np.random.default_rng(0).normal(size=(20, 4)))
+    path = fid.save_statistics(tmp_path / "s", stats0, feature_net="torchvision")
+    stats, name = fid.load_named_statistics(path)
+    assert name == "torchvision" and np.array_equal(stats.mu, stats0.mu)
+    with np.load(path) as z:  # what pytorch-fid reads: mu and sigma, no pickles
+        assert {"mu", "sigma"} <= set(z.files)
+    unnamed = fid.save_statistics(tmp_path / "u", stats0)
+    assert fid.load_named_statistics(unnamed)[1] is None
 
 
 class _TinyFeatureNet(nn.Module):

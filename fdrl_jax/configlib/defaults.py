@@ -27,6 +27,7 @@ from fdrl_jax.configlib.fields import (
 )
 from fdrl_jax.data.streaming import PIPELINES
 from fdrl_jax.errors import ConfigError
+from fdrl_jax.evaluation.features import FEATURE_NETS
 from fdrl_jax.models import ARCHS
 
 _SEED = integer(0, 0, 2**31 - 1)
@@ -185,13 +186,21 @@ SCHEMA = {
         "c2st_folds": integer(5, 2, 100),
         "seed": integer(2, 0, 2**31 - 1),
         # Images: FID of num_samples samples vs `fid_stats` (pytorch-fid .npz) or the training
-        # data, with the Inception weights at `inception_weights` (default: $FDRL_FID_WEIGHTS
-        # or .cache/fid-helper/..., see evaluation/inception_weights.py); `random` is a
-        # stand-in network.
+        # data, with the feature network `feature_net`: `inception` (the TF-FID network,
+        # weights at `inception_weights`; default: $FDRL_FID_WEIGHTS or .cache/fid-helper/...,
+        # see evaluation/inception_weights.py), `torchvision` (the paper's: torchvision's
+        # Inception-v3, weights at `torchvision_weights`; default: $FDRL_TORCHVISION_WEIGHTS or
+        # torchvision's cache, see evaluation/torchvision_inception.py) or `random` (a
+        # stand-in network).
         "fid": boolean(True),
-        "feature_net": one_of("inception", ("inception", "random")),
+        "feature_net": one_of("inception", FEATURE_NETS),
         "inception_weights": string("", "a path"),
+        "torchvision_weights": string("", "a path"),
         "fid_stats": string("", "a path to a .npz with mu, sigma"),
+        # The network that made `fid_stats` when the file does not name it (ours do): the
+        # FDRL authors' <dataset>_stats.npz are torchvision's, pytorch-fid's are inception's.
+        # Statistics of another network than feature_net are refused.
+        "fid_stats_net": one_of("", ("", *FEATURE_NETS)),
         # training images in the reference statistics when fid_stats is empty (0: all)
         "reference_samples": integer(0, 0, 10**8),
         # extra total flow lengths scored from the same chains (paper Fig. 5)

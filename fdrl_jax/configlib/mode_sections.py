@@ -4,7 +4,7 @@ does not change the trained model)."""
 
 from __future__ import annotations
 
-from fdrl_jax import dgflow
+from fdrl_jax import dgflow, gan, robust_resnet
 from fdrl_jax.configlib.fields import (
     Field,
     boolean,
@@ -14,6 +14,7 @@ from fdrl_jax.configlib.fields import (
     optional,
     string,
 )
+from fdrl_jax.models import PARAM_INITS
 
 _SEED = (0, 2**31 - 1)
 _POSITIVE = (lambda v: v > 0, "> 0")
@@ -28,6 +29,10 @@ SCHEMA = {
         "num_samples": integer(5_000, 1, 10**8),
         "hidden": integer(128, 1, 65_536),  # MLP generator width
         "spectral_norm": boolean(False),  # spectrally normalise the discriminator (`model`)
+        # The discriminator's initialisation, its own (not `model.param_init`: that one matches
+        # the FDRL estimator to the reference). Flax's trains the base GAN much closer to the
+        # data at these settings (benchmarks/RESULTS.md, "DGflow").
+        "param_init": one_of(gan.DISCRIMINATOR_INIT, PARAM_INITS),
     },
     # --mode=refine: DGflow refinement of the samples in `refine.input` (.npz).
     "refine": {
@@ -49,9 +54,12 @@ SCHEMA = {
     },
     # --mode=classifier: p(y|x) on the data's labels for class-conditional sampling (paper
     # Sec. 6.4), with L2 PGD adversarial training when adv_eps > 0 (fdrl_jax/classifier.py).
+    # name = robust_resnet50: the paper's own, the robustness library's CIFAR ResNet-50
+    # imported (not trained) with `python -m fdrl_jax.convert --from=robustness
+    # cifar_l2_1_0.pt OUT.npz`; set `path` to OUT.npz (fdrl_jax/robust_resnet.py).
     "classifier": {
         "path": string("", "a path to a params .npz"),  # "" = <workdir>/classifier/params.npz
-        "name": one_of("cnn", ("cnn", "mlp")),
+        "name": one_of("cnn", ("cnn", "mlp", robust_resnet.NAME)),
         # cnn: 3×3 conv channels (stride 2 after the first)
         "features": Field(
             (32, 64),

@@ -1,5 +1,6 @@
-"""Feature functions for FID: the Inception network with its weights, or a small random
-stand-in for smoke runs."""
+"""Feature functions for FID (`eval.feature_net`): the TF-FID Inception (`inception`, the
+community's standard), torchvision's Inception-v3 (`torchvision`, the FDRL paper's), each with
+its weights, or a small random stand-in for smoke runs (`random`)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from fdrl_jax.evaluation import torchvision_inception
 from fdrl_jax.evaluation.inception import InceptionV3FID, Variables
 from fdrl_jax.evaluation.inception_weights import resolve_inception_weights
 
 Array = jax.Array
+
+# The feature networks by name; statistics and FIDs carry the name of the one that made them.
+FEATURE_NETS = ("inception", torchvision_inception.FEATURE_NET, "random")
 
 
 class RandomFeatures(nn.Module):
@@ -35,7 +40,11 @@ def build_feature_fn(eval_cfg, shape):
         variables = net.init(jax.random.PRNGKey(0), jnp.zeros((1, *shape)))
         apply = jax.jit(net.apply)
         return lambda x: apply(variables, jnp.asarray(x, jnp.float32))
-    fn = make_inception_feature_fn(weights_path=eval_cfg.inception_weights or None)
+    if eval_cfg.feature_net == torchvision_inception.FEATURE_NET:
+        variables = torchvision_inception.resolve_weights(eval_cfg.torchvision_weights or None)
+        fn = make_inception_feature_fn(variables, pools="torchvision")
+    else:
+        fn = make_inception_feature_fn(weights_path=eval_cfg.inception_weights or None)
     if shape[-1] == 1:  # grey images: Inception reads RGB
         return lambda x: fn(jnp.repeat(jnp.asarray(x), 3, axis=-1))
     return fn
@@ -45,8 +54,10 @@ def make_inception_feature_fn(
     variables: Variables | None = None,
     weights_path: str | os.PathLike | None = None,
     dtype: Any = jnp.float32,
+    pools: str = "tf",
 ) -> Callable[[Any], Array]:
-    """Jitted images → (B, 2048) pool3 features, with weights from `resolve_inception_weights`.
+    """Jitted images → (B, 2048) pool3 features, with weights from `resolve_inception_weights`
+    (the TF-FID network), or given `variables` (`pools="torchvision"`: torchvision's).
 
     Float images are taken as [-1, 1]; uint8 images as [0, 255] and mapped to [-1, 1] on the
     device (4× less to transfer). The weights are an argument of the jitted function, not
@@ -55,7 +66,7 @@ def make_inception_feature_fn(
     if variables is None:
         variables = resolve_inception_weights(weights_path)
     variables = jax.device_put(variables)
-    model = InceptionV3FID(dtype=dtype)
+    model = InceptionV3FID(dtype=dtype, pools=pools)
 
     @jax.jit
     def apply(v: Variables, x: Array) -> Array:

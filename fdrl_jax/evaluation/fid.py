@@ -73,21 +73,26 @@ def statistics_from_features(features: Any) -> Statistics:
     return Statistics(f.mean(axis=0), np.cov(f, rowvar=False))
 
 
-def save_statistics(path: str | os.PathLike, stats: Statistics) -> str:
-    """Writes `mu` and `sigma` to an `.npz` that pytorch-fid reads too (a local path or a
-    bucket URI); returns the path."""
+def save_statistics(
+    path: str | os.PathLike, stats: Statistics, feature_net: str | None = None
+) -> str:
+    """Writes `mu` and `sigma` (and, if given, `feature_net`: the name of the network whose
+    features they are) to an `.npz` that pytorch-fid reads too (a local path or a bucket
+    URI); returns the path."""
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"  # np.savez would add it anyway; return the name that exists
+    named = {} if feature_net is None else {"feature_net": np.asarray(feature_net)}
     buf = io.BytesIO()
-    np.savez(buf, mu=np.asarray(stats.mu), sigma=np.asarray(stats.sigma))
+    np.savez(buf, mu=np.asarray(stats.mu), sigma=np.asarray(stats.sigma), **named)
     epath.Path(path).parent.mkdir(parents=True, exist_ok=True)  # a local path needs its folder
     epath.Path(path).write_bytes(buf.getvalue())
     return path
 
 
-def load_statistics(path: str | os.PathLike) -> Statistics:
-    """Reads an `.npz` with keys `mu` and `sigma` (ours or pytorch-fid's `--save-stats`)."""
+def load_named_statistics(path: str | os.PathLike) -> tuple[Statistics, str | None]:
+    """(statistics, the feature network's name, or None when the file names none, as
+    pytorch-fid's and the FDRL authors' files do) from an `.npz` with `mu` and `sigma`."""
     path = os.fspath(path)
     if not epath.Path(path).exists():
         raise FileNotFoundError(f"No FID statistics file at {path!r}")
@@ -95,7 +100,13 @@ def load_statistics(path: str | os.PathLike) -> Statistics:
         missing = {"mu", "sigma"} - set(z.files)
         if missing:
             raise ValueError(f"{path} lacks {sorted(missing)}; keys are {z.files}")
-        return Statistics(z["mu"].astype(np.float64), z["sigma"].astype(np.float64))
+        name = str(z["feature_net"]) if "feature_net" in z.files else None
+        return Statistics(z["mu"].astype(np.float64), z["sigma"].astype(np.float64)), name
+
+
+def load_statistics(path: str | os.PathLike) -> Statistics:
+    """Reads an `.npz` with keys `mu` and `sigma` (ours or pytorch-fid's `--save-stats`)."""
+    return load_named_statistics(path)[0]
 
 
 def _sqrtm_trace_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:

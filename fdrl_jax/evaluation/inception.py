@@ -1,4 +1,5 @@
-"""Inception-v3 for FID in Flax: the TF 2015-12-05 network exactly as pytorch-fid runs it.
+"""Inception-v3 for FID in Flax: the TF 2015-12-05 network exactly as pytorch-fid runs it, or
+torchvision's ImageNet Inception-v3 as the FDRL paper's FID code runs it.
 
 FID numbers are only comparable when computed with the same network, so this module copies
 pytorch-fid's `InceptionV3([3], resize_input=True, normalize_input=True,
@@ -6,6 +7,11 @@ use_fid_inception=True)`: bilinear resize to 299×299 (`F.interpolate(mode='bili
 align_corners=False)`, no antialiasing), the FID-specific blocks (average pools that ignore the
 zero padding in Mixed_5b-d, 6b-e and 7b; a max pool in Mixed_7c), inference-mode BatchNorm with
 eps=1e-3, and the 2048-d global average pool ("pool3") as output.
+
+`pools="torchvision"` gives torchvision's `inception_v3` instead, whose blocks differ in their
+pools only: every branch pool of Mixed_5b-7c is a 3×3 average that counts the zero padding
+(`F.avg_pool2d`'s default), Mixed_7c's included. The paper's FID code feeds its blocks directly
+(resize, then 2x − 1), so torchvision's `transform_input` is never applied; neither is it here.
 
 Input convention: NHWC float images in [-1, 1] (pytorch-fid takes NCHW in [0, 1] and maps it to
 [-1, 1] itself; uint8 images in [0, 255] map as `x / 127.5 - 1`). Any spatial size; it is
@@ -81,9 +87,15 @@ class ConvBN(nn.Module):
         return nn.relu(x)
 
 
-def _avg_pool_3x3(x: Array) -> Array:
-    # TF's average pool divides by the count of real (unpadded) pixels.
-    return nn.avg_pool(x, (3, 3), (1, 1), padding=((1, 1), (1, 1)), count_include_pad=False)
+# The branch pools of the mixed blocks: "tf" (the TF-FID graph) or "torchvision".
+POOLS = ("tf", "torchvision")
+
+
+def _avg_pool_3x3(x: Array, pools: str = "tf") -> Array:
+    # TF's average pool divides by the count of real (unpadded) pixels, torchvision's by 9.
+    return nn.avg_pool(
+        x, (3, 3), (1, 1), padding=((1, 1), (1, 1)), count_include_pad=pools == "torchvision"
+    )
 
 
 def _max_pool(x: Array, stride: int, pad: int = 0) -> Array:
@@ -95,6 +107,7 @@ class _Block(nn.Module):
 
     dtype: Any = jnp.float32
     precision: Any = jax.lax.Precision.HIGHEST
+    pools: str = "tf"  # one of POOLS
 
     def _c(self, name: str, features: int, kernel: int | tuple[int, int], **kw: Any) -> ConvBN:
         k = (kernel, kernel) if isinstance(kernel, int) else kernel
@@ -119,7 +132,7 @@ class FIDInceptionA(_Block):
         b5 = c("branch5x5_2", 64, 5, padding=2)(c("branch5x5_1", 48, 1)(x))
         bd = c("branch3x3dbl_1", 64, 1)(x)
         bd = c("branch3x3dbl_3", 96, 3, padding=1)(c("branch3x3dbl_2", 96, 3, padding=1)(bd))
-        bp = c("branch_pool", self.pool_features, 1)(_avg_pool_3x3(x))
+        bp = c("branch_pool", self.pool_features, 1)(_avg_pool_3x3(x, self.pools))
         return jnp.concatenate([b1, b5, bd, bp], axis=-1)
 
 
@@ -149,7 +162,7 @@ class FIDInceptionC(_Block):
         bd = c("branch7x7dbl_3", c7, **_ROW7)(bd)
         bd = c("branch7x7dbl_4", c7, **_COL7)(bd)
         bd = c("branch7x7dbl_5", 192, **_ROW7)(bd)
-        bp = c("branch_pool", 192, 1)(_avg_pool_3x3(x))
+        bp = c("branch_pool", 192, 1)(_avg_pool_3x3(x, self.pools))
         return jnp.concatenate([b1, b7, bd, bp], axis=-1)
 
 
@@ -166,7 +179,8 @@ class InceptionD(_Block):
 
 
 class FIDInceptionE(_Block):
-    """Mixed_7b (average pool, pytorch-fid's FIDInceptionE_1) or 7c (max pool, E_2)."""
+    """Mixed_7b (average pool, pytorch-fid's FIDInceptionE_1) or 7c (max pool, E_2); with
+    torchvision's pools both average."""
 
     max_pool: bool = False
 
@@ -180,13 +194,17 @@ class FIDInceptionE(_Block):
         bd = c("branch3x3dbl_2", 384, 3, padding=1)(bd)
         bda, bdb = c("branch3x3dbl_3a", 384, **_ROW3)(bd), c("branch3x3dbl_3b", 384, **_COL3)(bd)
         # The TF graph max-pools in its last block (a quirk that FID inherited).
-        pooled = _max_pool(x, 1, pad=1) if self.max_pool else _avg_pool_3x3(x)
+        if self.max_pool and self.pools == "tf":
+            pooled = _max_pool(x, 1, pad=1)
+        else:
+            pooled = _avg_pool_3x3(x, self.pools)
         bp = c("branch_pool", 192, 1)(pooled)
         return jnp.concatenate([b1, b3a, b3b, bda, bdb, bp], axis=-1)
 
 
 class InceptionV3FID(_Block):
-    """pytorch-fid's FID Inception-v3 up to pool3: (B, H, W, 3) in [-1, 1] → (B, 2048).
+    """pytorch-fid's FID Inception-v3 up to pool3: (B, H, W, 3) in [-1, 1] → (B, 2048); with
+    `pools="torchvision"`, torchvision's Inception-v3 up to the same layer.
 
     `dtype` is the compute dtype (float32, or bfloat16 for speed at some cost in agreement with
     the reference); parameters stay float32. `precision` applies to the convolutions: HIGHEST by
@@ -200,11 +218,13 @@ class InceptionV3FID(_Block):
     def __call__(self, x: Array) -> Array:
         if x.ndim != 4 or x.shape[-1] != 3:
             raise ValueError(f"expected NHWC RGB images (B, H, W, 3), got shape {x.shape}")
+        if self.pools not in POOLS:
+            raise ValueError(f"pools must be one of {POOLS}, got {self.pools!r}")
         x = x.astype(jnp.float32)
         if self.resize_input:
             x = resize_bilinear(x, (INCEPTION_SIZE, INCEPTION_SIZE))
         x = x.astype(self.dtype)
-        kw = dict(dtype=self.dtype, precision=self.precision)
+        kw = dict(dtype=self.dtype, precision=self.precision, pools=self.pools)
         x = self._c("Conv2d_1a_3x3", 32, 3, strides=2)(x)
         x = self._c("Conv2d_2a_3x3", 32, 3)(x)
         x = self._c("Conv2d_2b_3x3", 64, 3, padding=1)(x)

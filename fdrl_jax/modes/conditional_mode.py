@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from fdrl_jax import parallel
+from fdrl_jax import parallel, robust_resnet
 from fdrl_jax.data import is_image_data, to_uint8
 from fdrl_jax.errors import ConfigError, DataError, DivergenceError, MissingFileError
 from fdrl_jax.evaluation.digits_metrics import digits_classifier, to_digit_pixels
@@ -33,12 +33,19 @@ def conditional_mode(config, workdir: str) -> dict:
         raise DataError("--mode=conditional needs an image dataset with labels.")
     path = classifier_path(config, workdir)
     if not files.exists(path):
+        how = "train one with --mode=classifier (same --workdir), or"
+        if config.classifier.name == robust_resnet.NAME:
+            how = (
+                "convert the robustness checkpoint with `python -m fdrl_jax.convert "
+                "--from=robustness cifar_l2_1_0.pt OUT.npz` and"
+            )
         raise MissingFileError(
-            f"No classifier at {path}: train one with --mode=classifier (same --workdir), or "
-            "set --config.classifier.path to a params .npz."
+            f"No classifier at {path}: {how} set --config.classifier.path to a params .npz."
         )
     classifier_apply, classifier_params = load_classifier(config.classifier, path)
-    num_classes = int(classifier_params["logits"]["kernel"].shape[-1])
+    # the logits' shape on one image of the data (fails here if the classifier cannot read it)
+    probe = jax.ShapeDtypeStruct((1, *exp.shape), jnp.float32)
+    num_classes = int(jax.eval_shape(classifier_apply, classifier_params, probe).shape[-1])
     if cc.label >= num_classes:
         raise ConfigError(
             f"conditional.label = {cc.label} but the classifier has {num_classes} classes."

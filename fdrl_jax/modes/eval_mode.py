@@ -20,7 +20,7 @@ from fdrl_jax import parallel
 from fdrl_jax.algorithms import draw_prior
 from fdrl_jax.data import is_image_data, to_uint8
 from fdrl_jax.data.toy import TOY_MODE_STD, TOY_MODES
-from fdrl_jax.errors import MissingFileError
+from fdrl_jax.errors import ConfigError, MissingFileError
 from fdrl_jax.evaluation import figures
 from fdrl_jax.evaluation.digits_metrics import digits_scores
 from fdrl_jax.evaluation.features import build_feature_fn
@@ -29,7 +29,7 @@ from fdrl_jax.evaluation.fid import (
     Statistics,
     compute_statistics,
     fid_from_statistics,
-    load_statistics,
+    load_named_statistics,
     save_statistics,
 )
 from fdrl_jax.evaluation.toy_metrics import c2st, compare, mode_coverage, support
@@ -98,10 +98,37 @@ def evaluate_vectors(config, workdir: str, exp, state) -> dict:
     return result
 
 
+def _statistics_of(config, path: str, unnamed_as: str) -> Statistics:
+    """The statistics at `path`, refused unless `eval.feature_net` made them (a file that
+    names no network counts as `unnamed_as`'s; "" = it must be stated)."""
+    e = config.eval
+    stats, stored = load_named_statistics(path)
+    if stored and unnamed_as and stored != unnamed_as:
+        raise ConfigError(
+            f"{path} says its statistics are the {stored!r} network's features, but "
+            f"eval.fid_stats_net = {unnamed_as!r}; leave eval.fid_stats_net empty."
+        )
+    made_by = stored or unnamed_as
+    if not made_by:
+        raise ConfigError(
+            f"{path} does not say which feature network made it: set eval.fid_stats_net to "
+            "it (torchvision for the FDRL authors' <dataset>_stats.npz, inception for "
+            "pytorch-fid's)."
+        )
+    if made_by != e.feature_net:
+        raise ConfigError(
+            f"{path} holds statistics of the {made_by!r} feature network, but "
+            f"eval.feature_net = {e.feature_net!r}: FIDs across two networks mean nothing; set "
+            f"eval.feature_net = {made_by} or give statistics of {e.feature_net}."
+        )
+    return stats
+
+
 def reference_statistics(config, exp, feature_fn, workdir: str) -> tuple[Statistics, str]:
     """The FID reference: `eval.fid_stats` (a pytorch-fid style .npz) if given, else the clean
     training images (the first `eval.reference_samples`; 0 = all), computed once and stored in
-    eval/ under a name that says which feature net and how many images."""
+    eval/ under a name that says which feature net and how many images. Statistics of another
+    network than `eval.feature_net` are refused (`_statistics_of`)."""
     e = config.eval
     if e.fid_stats:
         if not files.exists(e.fid_stats):
@@ -109,16 +136,16 @@ def reference_statistics(config, exp, feature_fn, workdir: str) -> tuple[Statist
                 f"No FID statistics at eval.fid_stats={e.fid_stats!r}; give a .npz with `mu` "
                 "and `sigma`, or leave it empty to use the training data."
             )
-        return load_statistics(e.fid_stats), e.fid_stats
+        return _statistics_of(config, e.fid_stats, e.fid_stats_net), e.fid_stats
     limit = min(e.reference_samples or len(exp.data), len(exp.data))
     path = os.path.join(workdir, "eval", f"reference_stats_{e.feature_net}_{limit}.npz")
-    if files.exists(path):
-        return load_statistics(path), path
+    if files.exists(path):  # an older cached file names no network; its file name does
+        return _statistics_of(config, path, e.feature_net), path
     stats = compute_statistics(
         exp.data.clean_batches(e.batch_size), feature_fn, e.batch_size, max_samples=limit
     )
     if parallel.is_main_process():
-        save_statistics(path, stats)
+        save_statistics(path, stats, feature_net=e.feature_net)
     return stats, path
 
 
@@ -135,6 +162,8 @@ def evaluate_images(config, workdir: str, exp, state) -> dict:
     key = jax.random.PRNGKey(e.seed)
 
     feature_fn = build_feature_fn(e, exp.shape) if e.fid else None
+    if feature_fn is not None:  # before sampling: another network's statistics are refused
+        ref, ref_path = reference_statistics(c, exp, feature_fn, workdir)
     running = {n: RunningStatistics() for n in lengths}
     # The first samples (final length) are kept for the figures and the digits scores, so
     # nothing is sampled twice.
@@ -157,16 +186,17 @@ def evaluate_images(config, workdir: str, exp, state) -> dict:
         "feature_net": e.feature_net if e.fid else None,
     }
     if feature_fn is not None:
-        ref, ref_path = reference_statistics(c, exp, feature_fn, workdir)
         by_length = {n_: fid_from_statistics(running[n_].finalize(), ref) for n_ in lengths}
         result["fid"] = by_length[base]
         result["fid_reference"] = ref_path
         result["fid_vs_flow_length"] = {str(k): v for k, v in by_length.items()}
         fields = ("step", "num_samples", "flow_steps", "feature_net", "fid", "fid_reference")
         files.write_results(out, "fid", {k: result[k] for k in fields})
-        files.write_results(out, "fid_vs_flow_length", result["fid_vs_flow_length"])
+        fields = ("feature_net", "fid_reference", "fid_vs_flow_length")
+        files.write_results(out, "fid_vs_flow_length", {k: result[k] for k in fields})
         if main:
-            plotting.fid_vs_length(by_length, os.path.join(out, "fid_vs_flow_length.png"))
+            path = os.path.join(out, "fid_vs_flow_length.png")
+            plotting.fid_vs_length(by_length, path, f"FID ({e.feature_net} features)")
     if c.data.name == "digits":
         result["digits"] = digits_scores(kept)
         prior = np.asarray(draw_prior(exp.prior, key, len(kept), c.prior.clip))

@@ -42,6 +42,8 @@ def parse_flags(flag_values: flags.FlagValues, argv: list[str]) -> list[str]:
         if user is None or debugging(flag_values, argv):
             raise
         exit_with(user)
+    if not flag_values["config"].present:  # the command needs none, or says so itself
+        return rest
     path = config_flags.get_config_filename(flag_values["config"]).split(":", 1)[0]  # no ":arg"
     if not os.path.isfile(path):
         exit_with(MissingFileError(f"Config file {path!r} does not exist (--config)."))

@@ -82,12 +82,12 @@ def loss_curves(metrics_path: str, path: str, keys: Sequence[str] = ("loss", "ou
     plt.close(fig)
 
 
-def fid_vs_length(by_length: Mapping[int, float], path: str) -> None:
-    """FID against the total flow length K + κ (paper Fig. 5)."""
+def fid_vs_length(by_length: Mapping[int, float], path: str, label: str = "FID") -> None:
+    """FID against the total flow length K + κ (paper Fig. 5); `label` names the y axis."""
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.plot(list(by_length), list(by_length.values()), "o-")
     ax.set_xlabel("total flow length (K + κ)")
-    ax.set_ylabel("FID")
+    ax.set_ylabel(label)
     fig.tight_layout()
     files.save_figure(fig, path, dpi=100)
     plt.close(fig)
