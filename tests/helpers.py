@@ -1,5 +1,5 @@
 """Helpers the tests share: config paths, equality of states, the devices the modes see, a
-subprocess's environment, and runs to copy."""
+subprocess's environment (without TensorFlow unless asked), and runs to copy."""
 
 import contextlib
 import os
@@ -39,10 +39,20 @@ def assert_close(a, b, rtol=1e-5, atol=0.0):
         assert err <= rtol * np.linalg.norm(y) + atol, err
 
 
-def env(devices: int = 1, **extra) -> dict:
-    """A subprocess's environment: CPU only, `devices` simulated devices."""
+# On PYTHONPATH, a directory whose sitecustomize.py makes TensorFlow unimportable.
+WITHOUT_TENSORFLOW = os.path.join(ROOT, "tests", "without_tensorflow")
+
+
+def env(devices: int = 1, tensorflow: bool = False, **extra) -> dict:
+    """A subprocess's environment: CPU only, `devices` simulated devices, and TensorFlow
+    unimportable unless asked for: importing it costs a process ~5 s of CPU, for TensorBoard
+    summaries that only `test_summaries.py` and one command-line run read."""
     out = dict(os.environ, JAX_PLATFORMS="cpu", **extra)
     out["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices} {XLA_TEST_FLAGS}"
+    if not tensorflow:
+        out["PYTHONPATH"] = os.pathsep.join(
+            p for p in (WITHOUT_TENSORFLOW, out.get("PYTHONPATH")) if p
+        )
     return out
 
 

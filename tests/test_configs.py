@@ -7,13 +7,13 @@ import os
 import jax
 import numpy as np
 import pytest
-from helpers import ROOT
+from helpers import ROOT, copy_run
 
 from fdrl_jax import configlib
 from fdrl_jax.data import IMAGE_SOURCES
 from fdrl_jax.experiment import build_experiment
 from fdrl_jax.modes.sample_mode import sample_mode
-from fdrl_jax.modes.train_mode import train_mode
+from fdrl_jax.run.checkpoints import restore_for_inference
 
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
 TOYS = ("swissroll.py", "gaussians8.py", "gaussians25.py")
@@ -51,16 +51,16 @@ SMOKE = [p for p in CONFIGS if os.path.basename(p) != "default.py"]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", SMOKE, ids=os.path.basename)
-def test_the_smoke_variant_trains_and_samples(path, tmp_path):
-    config = load(path, "smoke")
-    state = train_mode(config, str(tmp_path))
+def test_the_smoke_variant_trains_and_samples(path, smoke_run, tmp_path):
+    config, wd = copy_run(smoke_run(os.path.basename(path)), tmp_path)  # trained once
+    exp, state = restore_for_inference(config, wd)
     assert int(state.step) == config.train.num_steps
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state.ema_variables))
     if config.prior.name == "ddp":  # the fitted prior is stored for later runs
-        assert os.path.exists(tmp_path / "prior.npz")
-    with np.load(sample_mode(config, str(tmp_path))) as z:
-        assert z["samples"].shape == (config.sample.num_samples, *build_experiment(config).shape)
+        assert os.path.exists(os.path.join(wd, "prior.npz"))
+    with np.load(sample_mode(config, wd)) as z:
+        assert z["samples"].shape == (config.sample.num_samples, *exp.shape)
         if config.data.name in IMAGE_SOURCES:
             assert z["images"].dtype == np.uint8
             assert -1.0 <= z["samples"].min() and z["samples"].max() <= 1.0  # clamped
-    assert (tmp_path / "eval" / "samples.png").exists()
+    assert os.path.exists(os.path.join(wd, "eval", "samples.png"))

@@ -80,7 +80,7 @@ def test_bf16_and_float32_flows_agree_on_a_small_resnet():
     moved, grads = {}, {}
     for name, e in (("f32", e32), ("bf16", e16)):
         potential = flows.make_potential(e.apply_fn, variables, e.fprime)
-        grads[name] = np.asarray(jax.grad(lambda x, p=potential: p(x).sum())(x0))
+        grads[name] = np.asarray(jax.jit(jax.grad(lambda x, p=potential: p(x).sum()))(x0))
         xk = flows.flow(potential, x0, jax.random.PRNGKey(1), 10, 1.0, 0.0)
         assert xk.dtype == jnp.float32
         moved[name] = np.asarray(xk - x0)
@@ -89,6 +89,6 @@ def test_bf16_and_float32_flows_agree_on_a_small_resnet():
     assert np.linalg.norm(moved["f32"]) > 1.0  # the particles really moved
     rel = np.linalg.norm(moved["bf16"] - moved["f32"]) / np.linalg.norm(moved["f32"])
     assert rel < 0.05, rel
-    out32 = np.asarray(e32.apply_fn(variables, x0))
-    out16 = np.asarray(e16.apply_fn(variables, x0))
+    out32 = np.asarray(jax.jit(e32.apply_fn)(variables, x0))
+    out16 = np.asarray(jax.jit(e16.apply_fn)(variables, x0))
     assert np.abs(out16 - out32).max() < 0.02 * (np.ptp(out32) + 1e-6) + 1e-3

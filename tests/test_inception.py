@@ -18,6 +18,7 @@ import sys
 import types
 import zipfile
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -134,7 +135,7 @@ def test_matches_pytorch_fid_inception_with_random_weights(monkeypatch, tmp_path
     # Through a .pth file, as pytorch-fid ships its weights (torch.save of the state dict).
     torch.save(inception.state_dict(), tmp_path / "pt_inception.pth")
     variables = incw.resolve_inception_weights(tmp_path / "pt_inception.pth")
-    ours = inc.InceptionV3FID().apply(
+    ours = jax.jit(inc.InceptionV3FID().apply)(
         variables, jnp.asarray(images01.transpose(0, 2, 3, 1) * 2 - 1)
     )
     assert ours.shape == (2, 2048) and np.abs(ref).max() > 0

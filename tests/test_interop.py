@@ -27,8 +27,7 @@ from fdrl_jax.interop import exported, reference_config, reference_nets, torch_f
 from fdrl_jax.interop import reference_checkpoint as ref_ckpt  # noqa: E402
 from fdrl_jax.models import ARCHS, build_model  # noqa: E402
 from fdrl_jax.modes.sample_mode import sample_mode  # noqa: E402
-from fdrl_jax.modes.train_mode import train_mode  # noqa: E402
-from fdrl_jax.run import conversion as convert  # noqa: E402
+from fdrl_jax.run import conversion  # noqa: E402
 from fdrl_jax.run.checkpoints import restore_for_inference  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -171,7 +170,7 @@ def test_imported_checkpoint_computes_what_the_torch_net_computes(net, sn, tmp_p
     ema_net.load_state_dict(shadow)
     ckpt = ref_ckpt.parse_checkpoint(torch_files.load_checkpoint(path), path)
     template, model, _ = template_for(config, shape)
-    state, _, adam_imported = convert.reference_state(ckpt, template, config, path)
+    state, _, adam_imported = conversion.reference_state(ckpt, template, config, path)
     assert adam_imported and int(state.step) == 3
     x = np.random.default_rng(1).uniform(-1, 1, (3, *shape)).astype(np.float32)
     # torch's first forward in training mode: one power iteration from the stored vectors
@@ -183,13 +182,13 @@ def test_imported_checkpoint_computes_what_the_torch_net_computes(net, sn, tmp_p
     assert max_rel_err(ema, expected_ema) <= 1e-4
     assert max_rel_err(ema, expected_live) > 1e-4  # the EMA is really another net
     # Adam's moments, parameter by parameter in the reference's order, in its layout again
-    path_of = {name: p for p, name in convert.state_dict.param_names(state.variables).items()}
+    path_of = {name: p for p, name in conversion.state_dict.param_names(state.variables).items()}
     mu = traverse_util.flatten_dict(state.opt_state[0].mu)
     nu = traverse_util.flatten_dict(state.opt_state[0].nu)
     for i, name in enumerate(ref_ckpt.parameter_order(ckpt.model)):
         p = path_of[name]
         entry = ckpt.optim["state"][i]
-        to_torch = convert.state_dict.to_torch_layout
+        to_torch = conversion.state_dict.to_torch_layout
         np.testing.assert_array_equal(to_torch(mu[p], p[-1]), entry["exp_avg"])
         np.testing.assert_array_equal(to_torch(nu[p], p[-1]), entry["exp_avg_sq"])
     assert int(state.opt_state[0].count) == 3 and int(state.opt_state[1].count) == 3
@@ -208,7 +207,7 @@ def test_next_adam_step_continues_the_references(tmp_path):
     train_like_the_reference(ref_net, shape, ref, path)
     ckpt = ref_ckpt.parse_checkpoint(torch_files.load_checkpoint(path), path)
     template, _, tx = template_for(config, shape)
-    state, warnings, _ = convert.reference_state(ckpt, template, config, path)
+    state, warnings, _ = conversion.reference_state(ckpt, template, config, path)
     assert not [w for w in warnings if "learning rate" in w]
     # the same gradient on both sides: torch's, mapped like the weights
     opt = torch.optim.Adam(ref_net.parameters(), lr=1e-4, betas=[0.9, 0.999])
@@ -218,11 +217,11 @@ def test_next_adam_step_continues_the_references(tmp_path):
     loss.backward()
     grad_sd = {k: v.numpy().copy() for k, v in ref_net.state_dict().items()}
     grad_sd.update({k: p.grad.numpy() for k, p in ref_net.named_parameters()})
-    g = convert.state_dict.from_state_dict(grad_sd, state.variables)["params"]
+    g = conversion.state_dict.from_state_dict(grad_sd, state.variables)["params"]
     opt.step()
     updates, _ = tx.update(g, state.opt_state, state.params)
     new = jax.tree.map(lambda p, u: p + u, state.params, updates)
-    expected = convert.state_dict.from_state_dict(
+    expected = conversion.state_dict.from_state_dict(
         {k: v.numpy() for k, v in ref_net.state_dict().items()}, state.variables
     )["params"]
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(expected), strict=True):
@@ -373,13 +372,12 @@ def test_cli_import_then_sample_and_a_user_error(tmp_path):
     assert "Traceback" not in bad.stderr
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
+@pytest.fixture
+def trained_run(smoke_run):
     """A run of ours: the CIFAR-10 smoke config (ResNet with spectral norm, fitted full DDP)."""
-    config = configlib.load_config(os.path.join(ROOT, "configs", "cifar10.py") + ":smoke")
-    wd = str(tmp_path_factory.mktemp("ours"))
-    state = train_mode(config, wd)
-    return config, wd, state
+    make_config, wd = smoke_run("cifar10.py")  # read, not written
+    config = make_config()
+    return config, wd, restore_for_inference(config, wd)[1]
 
 
 def _equal(a, b):
@@ -390,7 +388,7 @@ def _equal(a, b):
 @pytest.mark.slow  # trains a run first
 def test_export_npz_round_trips_bit_equal(trained_run, tmp_path):
     config, wd, state = trained_run
-    out = convert.export_npz(config, wd, str(tmp_path / "run.npz"))
+    out = conversion.export_npz(config, wd, str(tmp_path / "run.npz"))
     loaded = exported.load_export(out)
     _equal(loaded.variables, state.ema_variables)
     assert loaded.step == int(state.step) and loaded.config["model"]["arch"] == "cifar10"
@@ -408,7 +406,7 @@ def test_export_to_the_reference_loads_in_torch_and_imports_back_bit_equal(train
     reference's pickled MultivariateNormal, in its pixel order."""
     config, wd, state = trained_run
     out = str(tmp_path / "cifar10_LSIF_Pearson.pt")
-    convert.export_reference(config, wd, out)
+    conversion.export_reference(config, wd, out)
     ckpt = torch.load(out)  # weights_only: plain tensors and containers only
     assert set(ckpt) == set(ref_ckpt.EXPECTED_KEYS) and ckpt["step"] == int(state.step) - 1
     assert ckpt["config"]["img_size"] == 32 and ckpt["config"]["loss_function"] == "LSIF"
@@ -419,11 +417,11 @@ def test_export_to_the_reference_loads_in_torch_and_imports_back_bit_equal(train
     exp, _ = restore_for_inference(config, wd)
     ours = exp.apply_fn(state.ema_variables, jnp.asarray(x))
     assert max_rel_err(ours, torch_out(net, x)) <= 1e-4
-    dataset = convert.reference_dataset(config)  # the smoke config's: synthetic images
+    dataset = conversion.reference_dataset(config)  # the smoke config's: synthetic images
     prior = torch_files.load_reference_prior(os.path.join(tmp_path, f"{dataset}_ddp.pt"))
     idx = ref_ckpt.chw_index(SHAPE)
     np.testing.assert_array_equal(prior["loc"][idx], np.asarray(exp.prior.mean))
-    back = convert.import_reference(config, str(tmp_path / "back"), out)
+    back = conversion.import_reference(config, str(tmp_path / "back"), out)
     _equal(back.params, state.params)
     _equal(back.ema_params, state.ema_params)
     _equal(back.opt_state, state.opt_state)
@@ -431,12 +429,12 @@ def test_export_to_the_reference_loads_in_torch_and_imports_back_bit_equal(train
     for a, b in zip(jax.tree.leaves(back.ema_stats), jax.tree.leaves(state.ema_stats), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     with pytest.raises(WorkdirError):
-        convert.import_reference(config, str(tmp_path / "back"), out)
+        conversion.import_reference(config, str(tmp_path / "back"), out)
     # with its prior: stored under this config's prior settings, so the modes use it (a refit
     # would give a lower-triangular factor; the imported one has its rows reordered)
     wd = str(tmp_path / "with_prior")
     prior_path = os.path.join(tmp_path, f"{dataset}_ddp.pt")
-    convert.import_reference(config, wd, out, prior=prior_path)
+    conversion.import_reference(config, wd, out, prior=prior_path)
     exp2, _ = restore_for_inference(config, wd)
     assert np.any(np.triu(np.asarray(exp2.prior.chol), 1))
     np.testing.assert_array_equal(exp2.prior.mean, exp.prior.mean)
@@ -445,4 +443,4 @@ def test_export_to_the_reference_loads_in_torch_and_imports_back_bit_equal(train
     )
     with pytest.raises(ConfigError, match="prior"):
         toy = configlib.load_config(os.path.join(ROOT, "configs", "swissroll.py:smoke"))
-        convert.import_reference(toy, str(tmp_path / "toy"), out, prior=out)
+        conversion.import_reference(toy, str(tmp_path / "toy"), out, prior=out)

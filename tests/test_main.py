@@ -2,6 +2,7 @@
 configs): training with a pairing and overrides, then evaluation; a user error prints its
 message alone and exits with status 2, unless --debug asks for the traceback."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -13,11 +14,11 @@ from helpers import ROOT, env
 pytestmark = pytest.mark.slow  # the package in subprocesses
 
 
-def _run(*args):
+def _run(*args, tensorflow=False):
     return subprocess.run(
         [sys.executable, "-m", "fdrl_jax.main", *args],
         cwd=ROOT,
-        env=env(devices=1),
+        env=env(devices=1, tensorflow=tensorflow),
         capture_output=True,
         text=True,
         timeout=300,
@@ -27,9 +28,11 @@ def _run(*args):
 def test_train_then_eval_on_the_command_line(tmp_path):
     wd = str(tmp_path / "run")
     config = "--config=configs/gaussians8.py:lr-js,smoke"
-    proc = _run(config, f"--workdir={wd}", "--config.flow.eta=0.5")
+    proc = _run(config, f"--workdir={wd}", "--config.flow.eta=0.5", tensorflow=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "steps/s" in proc.stderr and "left" in proc.stderr  # progress is visible
+    if all(importlib.util.find_spec(m) for m in ("tensorflow", "clu")):  # the extras
+        assert os.listdir(os.path.join(wd, "tensorboard")), "no TensorBoard summaries"
     cfg = json.load(open(os.path.join(wd, "config.json")))
     assert (cfg["loss"], cfg["divergence"], cfg["flow"]["eta"]) == ("lr", "js", 0.5)
     proc = _run(config, f"--workdir={wd}", "--config.flow.eta=0.5", "--mode=eval")

@@ -1,8 +1,8 @@
 """Multi-process runs (`run/multihost.py`), with 2 CPU processes × 2 devices joined by
 jax.distributed: they train the one-process model; a preemption (SIGTERM to every process)
-saves one step everywhere and exits 0; a lost process (SIGKILL) stops the others with a
-message naming it; mismatched configs stop every process at start-up. Each test prints the
-times it measured, past pytest's capture."""
+saves one step everywhere and exits 0, a lost process (SIGKILL) stops the others with a
+message naming it, and the job resumes to the uninterrupted run; mismatched configs stop every
+process at start-up. Each test prints the times it measured, past pytest's capture."""
 
 import json
 import os
@@ -19,10 +19,10 @@ from helpers import ROOT, assert_close, configs, env, leaves_equal
 
 from fdrl_jax import configlib
 from fdrl_jax.modes.train_mode import train_mode
-from fdrl_jax.run import checkpoints, multihost
+from fdrl_jax.run import multihost
 from fdrl_jax.run.checkpoints import restore_for_inference
 
-STEPS = 40
+STEPS = 60
 # Frequent logging makes the host wait for the devices every 2 steps: with many steps in
 # flight, 2-process gloo runs on a 2-core machine can deadlock in a CollectivePermute.
 ARGS = [
@@ -115,7 +115,14 @@ def _wait_for(cond, job: Job, timeout: float = 300) -> None:
 
 
 def _latest(workdir):
-    return checkpoints.Checkpointer(os.path.join(workdir, "checkpoints")).latest_step()
+    """The newest complete checkpoint's step: orbax names a finished one by its step (a cheap
+    look, polled while the processes run)."""
+    d = os.path.join(workdir, "checkpoints")
+    return (
+        max((int(n) for n in os.listdir(d) if n.isdigit()), default=None)
+        if os.path.isdir(d)
+        else None
+    )
 
 
 def _state(workdir):
@@ -146,9 +153,13 @@ def test_two_processes_train_the_one_process_model(tmp_path, uninterrupted):
 
 
 @pytest.mark.slow
-def test_sigterm_to_every_process_saves_one_step_exits_zero_and_resumes(
+def test_a_preempted_then_crashed_job_resumes_to_the_uninterrupted_run(
     tmp_path, uninterrupted, capsys
 ):
+    """SIGTERM to every process (a preemption) saves one step everywhere and exits 0; the
+    restart resumes from it. A SIGKILL of process 1 (found by the watchdog), then of process 0
+    (which runs the coordination service), stops the survivor with a message naming the loss
+    and loses nothing complete. The last restart ends on the uninterrupted run's state."""
     wd, logs = str(tmp_path / "run"), str(tmp_path / "logs")
     job = Job(wd, logs)
     _wait_for(lambda: _logged_step(wd) >= 10, job)
@@ -157,39 +168,19 @@ def test_sigterm_to_every_process_saves_one_step_exits_zero_and_resumes(
         p.send_signal(signal.SIGTERM)
         time.sleep(0.5)
     exits = job.wait(timeout=120)
-    to_exit = time.monotonic() - t0
+    report = [f"SIGTERM to both processes (0.5 s apart): exited {time.monotonic() - t0:.1f} s"]
     saved = []
     for i, (rc, _) in enumerate(exits):
         assert rc == 0, job.log(i)[-3000:]
         saved += [int(s) for s in re.findall(r"saved the checkpoint of step (\d+)", job.log(i))]
     assert len(saved) == 2 and saved[0] == saved[1], saved  # one step, on every process
     stopped = saved[0]
-    assert 10 < stopped < STEPS and _latest(wd) == stopped
+    assert 10 < stopped < STEPS - 20 and _latest(wd) == stopped, saved  # room for 2 more
 
-    t0 = time.monotonic()
-    job = Job(wd, logs)
-    job.check_ok()
-    to_finish = time.monotonic() - t0
-    assert f"Resumed from step {stopped}" in job.log(0)
-    assert leaves_equal(_state(wd), uninterrupted)
-    _report(
-        capsys,
-        f"SIGTERM to both processes (0.5 s apart): both saved step {stopped} and exited 0 "
-        f"{to_exit:.1f} s after the first signal; the restart ran steps {stopped + 1}-{STEPS} "
-        f"in {to_finish:.1f} s and equals the uninterrupted run",
-    )
-
-
-@pytest.mark.slow
-def test_sigkill_of_one_process_stops_the_others_and_the_job_resumes(
-    tmp_path, uninterrupted, capsys
-):
-    wd, logs = str(tmp_path / "run"), str(tmp_path / "logs")
-    report = []
-    for victim in (1, 0):  # a worker; then process 0, which runs the coordination service
+    for victim in (1, 0):  # a worker; then process 0
         job = Job(wd, logs, "--peer_timeout=5")
-        before = _latest(wd) or 0
-        _wait_for(lambda b=before: (_latest(wd) or 0) > b and _logged_step(wd) % 10 >= 6, job)
+        before = _latest(wd)
+        _wait_for(lambda b=before: _latest(wd) > b and _logged_step(wd) % 10 >= 6, job)
         complete = _latest(wd)
         t0 = time.monotonic()
         job.procs[victim].kill()
@@ -197,6 +188,7 @@ def test_sigkill_of_one_process_stops_the_others_and_the_job_resumes(
         rc, _ = job.wait(timeout=180)[survivor]
         to_exit = time.monotonic() - t0
         log = job.log(survivor)
+        assert f"Resumed from step {before}" in job.log(0), job.log(0)[-3000:]
         assert rc != 0 and to_exit < 120, (rc, to_exit, log[-3000:])
         if victim == 1:  # found by the watchdog
             assert rc == multihost.EXIT_PEER_LOST and "Lost process 1 of 2" in log, log[-3000:]

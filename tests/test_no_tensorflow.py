@@ -14,23 +14,10 @@ from fdrl_jax.errors import MissingDependencyError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Loaded at interpreter start (sitecustomize): TensorFlow looks absent, as to `import` (which
-# raises ModuleNotFoundError) so to `importlib.util.find_spec` (None), which libraries such as
-# etils use to decide whether to use it.
-BLOCKER = """
-import sys
-
-for name in ("tensorflow", "tensorflow_datasets"):
-    sys.modules[name] = None
-"""
-
 
 @pytest.mark.slow
 def test_training_runs_with_tensorflow_unimportable(tmp_path):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(BLOCKER)
-    env = helpers.env(devices=1, PYTHONPATH=os.pathsep.join([str(site), ROOT]))
+    env = helpers.env(devices=1)  # TensorFlow made unimportable (tests/without_tensorflow)
     probe = "import importlib.util as u; assert not u.find_spec('tensorflow'); import tensorflow"
     check = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert "ModuleNotFoundError" in check.stderr, check.stderr  # the blocker works

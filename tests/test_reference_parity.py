@@ -153,10 +153,6 @@ def _exact_singular_vectors(net) -> None:
             module.weight_v.copy_(vh[0].float())
 
 
-def _input_grad(apply, x):
-    return jax.grad(lambda z: jnp.sum(apply(z)))(jnp.asarray(x))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "arch,sn", [("cifar10", False), ("cifar10", True), ("celeba64", False),
@@ -167,7 +163,11 @@ def test_spec_nets_match_torch_and_start_with_its_gradient_scale(arch, sn):
     input gradients of the same size, so the first flows move particles as far."""
     x = images((2, 32, 32, 3))  # every SPEC net runs at any size; 32² keeps this fast
     ours = ResNetEstimator(arch=arch, spectral_norm=sn)
-    template = jax.eval_shape(lambda: ours.init(jax.random.PRNGKey(0), jnp.asarray(x[:1])))
+    # compiled once each (run op by op, a full-size net's gradient takes seconds to dispatch)
+    init = jax.jit(lambda key: converge_spectral_norms(dict(ours.init(key, jnp.asarray(x[:1])))))
+    apply = jax.jit(ours.apply)
+    input_grad = jax.jit(lambda v, z: jax.grad(lambda z: jnp.sum(ours.apply(v, z)))(z))
+    template = jax.eval_shape(init, jax.random.PRNGKey(0))
     norms = {"torch": [], "ours": []}
     for seed in range(2):
         torch.manual_seed(seed)
@@ -184,12 +184,9 @@ def test_spec_nets_match_torch_and_start_with_its_gradient_scale(arch, sn):
         norms["torch"].append(float(g_t.flatten(1).norm(dim=1).mean()))
         if seed == 0:
             v = state_dict.from_state_dict(state(ref), template)
-            out = ours.apply(v, jnp.asarray(x))
-            assert max_rel_err(out, out_t.detach().numpy()) <= 1e-4
-            g = _input_grad(lambda z, v=v: ours.apply(v, z), x)
-            assert max_rel_err(g, nhwc(g_t)) <= 1e-2
-        v = converge_spectral_norms(dict(ours.init(jax.random.PRNGKey(seed), jnp.asarray(x[:1]))))
-        g = _input_grad(lambda z, v=v: ours.apply(v, z), x)
+            assert max_rel_err(apply(v, jnp.asarray(x)), out_t.detach().numpy()) <= 1e-4
+            assert max_rel_err(input_grad(v, jnp.asarray(x)), nhwc(g_t)) <= 1e-2
+        g = input_grad(init(jax.random.PRNGKey(seed)), jnp.asarray(x))
         norms["ours"].append(float(jnp.mean(jnp.linalg.norm(g.reshape(2, -1), axis=1))))
     ratio = np.mean(norms["ours"]) / np.mean(norms["torch"])
     assert 0.5 <= ratio <= 2.0, (norms, ratio)

@@ -10,15 +10,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import ROOT, configs, env
+from helpers import ROOT, configs, copy_run, env
 
 from fdrl_jax import configlib, robust_resnet
-from fdrl_jax.errors import ConfigError, DataError
+from fdrl_jax.errors import ConfigError, DataError, MissingFileError
 from fdrl_jax.interop import robustness
 from fdrl_jax.modes.classifier_mode import classifier_mode
-from fdrl_jax.modes.train_mode import train_mode
+from fdrl_jax.modes.conditional_mode import conditional_mode
 from fdrl_jax.run.checkpoints import restore_for_inference
-from fdrl_jax.sampler import conditional_sampler
+from fdrl_jax.sampler import Sampler, conditional_sampler
 
 
 def _load(path):
@@ -75,8 +75,9 @@ def test_logits_and_input_gradient_match_pytorch(tmp_path, legacy):
     apply_fn, variables = _load(out)
     x = _images(3)
     ref_logits, ref_grad = _torch_logp(torch, net, x, label=4)
-    logits = apply_fn(variables, jnp.asarray(x))
-    grad = jax.grad(lambda z: jax.nn.log_softmax(apply_fn(variables, z))[:, 4].sum())(x)
+    logits = jax.jit(apply_fn)(variables, jnp.asarray(x))
+    logp = lambda v, z: jax.nn.log_softmax(apply_fn(v, z))[:, 4].sum()  # noqa: E731
+    grad = jax.jit(jax.grad(logp, argnums=1))(variables, jnp.asarray(x))
     assert logits.shape == (3, 10) and np.abs(ref_logits).max() > 1
     assert _max_rel_err(logits, ref_logits) < 1e-4
     assert _max_rel_err(grad, ref_grad) < 1e-4
@@ -94,7 +95,7 @@ def test_full_width_resnet50_matches_pytorch(tmp_path):
     x = _images(2, seed=1)
     with torch.no_grad():
         ref = net(torch.from_numpy((x.transpose(0, 3, 1, 2) + 1) / 2)).numpy()
-    assert _max_rel_err(apply_fn(variables, jnp.asarray(x)), ref) < 1e-4
+    assert _max_rel_err(jax.jit(apply_fn)(variables, jnp.asarray(x)), ref) < 1e-4
 
 
 def test_other_checkpoints_and_images_are_clear_errors(tmp_path):
@@ -136,38 +137,38 @@ def _main(*args):
 
 
 @pytest.mark.slow
-def test_conditional_cli_flows_with_the_imported_classifier(tmp_path):
-    """Converted and used through the command lines the README gives, on an LR-KL smoke run of
-    the CIFAR-10 config: the samples are those of the flow guided by this classifier."""
+def test_conditional_cli_flows_with_the_imported_classifier(smoke_run, tmp_path):
+    """Converted and used through the command lines the README gives, on the CIFAR-10 smoke
+    run: the samples are those of the flow guided by this classifier."""
     torch = pytest.importorskip("torch", reason="the reference needs torch==2.13.0 (CPU)")
-    spec = configs("cifar10.py:lr-kl,smoke")
-    config = configlib.load_config(spec)
-    wd = str(tmp_path / "run")
-    train_mode(config, wd)
+    config, wd = copy_run(smoke_run("cifar10.py"), tmp_path)
     _checkpoint(torch, tmp_path / "cifar_l2_1_0.pt", wm=0.125)
     out = str(tmp_path / "robust.npz")
     proc = _main("fdrl_jax.convert", "--from=robustness", str(tmp_path / "cifar_l2_1_0.pt"), out)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
-    flags = [f"--config={spec}", f"--workdir={wd}", "--mode=conditional"]
+    config.classifier.name, config.conditional.num_samples = robust_resnet.NAME, 2
+    config.classifier.path = str(tmp_path / "none.npz")
+    with pytest.raises(MissingFileError, match="--from=robustness"):
+        conditional_mode(config, wd)
+    flags = [f"--config={configs('cifar10.py:smoke')}", f"--workdir={wd}", "--mode=conditional"]
     flags += ["--config.classifier.name=robust_resnet50", "--config.conditional.num_samples=2"]
-    missing = _main("fdrl_jax.main", *flags, f"--config.classifier.path={tmp_path}/none.npz")
-    assert missing.returncode == 2 and "--from=robustness" in missing.stderr
     proc = _main("fdrl_jax.main", *flags, f"--config.classifier.path={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     metrics = json.load(open(os.path.join(wd, "eval", "conditional", "metrics.json")))
     assert sorted(metrics["per_label"], key=int) == [str(y) for y in range(10)]
-    assert metrics["phi"] == 0.1 and metrics["flow_steps"] == config.flow.num_steps + 10
-    # The same flow in-process with the imported classifier gives the CLI's samples; without
-    # the classifier (φ = 0) it gives others.
+    steps = config.flow.num_steps + 10
+    assert metrics["phi"] == 0.1 and metrics["flow_steps"] == steps
+    # The same flow in-process with the imported classifier gives the CLI's samples; the
+    # estimator's own flow (no classifier) gives others.
     apply_fn, variables = _load(out)
     exp, state = restore_for_inference(config, wd)
     with np.load(os.path.join(wd, "eval", "conditional", "samples_label7.npz")) as z:
         cli_samples = z["samples"]
     key = jax.random.fold_in(jax.random.PRNGKey(config.conditional.seed), 7)
-    labels = np.full((2,), 7, np.int32)
-    for phi, same in ((0.1, True), (0.0, False)):
-        sampler = conditional_sampler(exp, apply_fn, phi, num_steps=config.flow.num_steps + 10)
-        ours = np.asarray(sampler((state.ema_variables, variables), key, 2, labels=labels))
-        assert np.allclose(ours, cli_samples, atol=1e-4) == same, phi
+    guided = conditional_sampler(exp, apply_fn, 0.1, num_steps=steps)
+    ours = guided((state.ema_variables, variables), key, 2, labels=np.full((2,), 7, np.int32))
+    np.testing.assert_allclose(ours, cli_samples, atol=1e-4)
+    unguided = Sampler(exp, num_steps=steps)(state.ema_variables, key, 2)
+    assert not np.allclose(unguided, cli_samples, atol=1e-4)
