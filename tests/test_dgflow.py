@@ -7,8 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import configs
 
-from fdrl_jax import dgflow, gan
+from fdrl_jax import configlib, dgflow, gan
 from fdrl_jax.data import toy
 from fdrl_jax.interop import npz
 from fdrl_jax.models import MLP
@@ -16,7 +17,6 @@ from fdrl_jax.modes.gan_mode import gan_mode
 from fdrl_jax.modes.refine_mode import refine_mode
 from fdrl_jax.modes.train_mode import train_mode
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 M = jnp.array([1.0, -0.5])
 
 
@@ -90,15 +90,13 @@ def gan_and_refine(workdir: str, seed: int = 0, **gan_fields) -> dict:
     """`--mode=gan` then `--mode=refine` (KL, its own discriminator) on 25 Gaussians with the
     shipped settings, as the README's commands run them; `gan_fields` override `gan.*`.
     Returns refine.json plus DGflow's mixture metrics before and after."""
-    from fdrl_jax import configlib
-
-    config = configlib.load_config(os.path.join(ROOT, "configs", "gaussians25.py"))
+    config = configlib.load_config(configs("gaussians25.py"))
     config.seed = seed
     config.gan.update(gan_fields)
-    config.refine.input = run.gan(config, workdir)
+    config.refine.input = gan_mode(config, workdir)
     config.refine.discriminator = os.path.join(workdir, "gan", "discriminator.npz")
     config.refine.divergence = "kl"
-    result = run.refine(config, workdir)
+    result = refine_mode(config, workdir)
     modes, std = jnp.asarray(toy.TOY_MODES["25gaussians"]()), toy.TOY_MODE_STD["25gaussians"]
     with np.load(os.path.join(workdir, "eval", "refined.npz")) as z:
         for when in ("before", "after"):
@@ -156,9 +154,7 @@ def test_refining_an_undertrained_gan_improves_mixture_quality():
 def test_gan_and_refine_modes_end_to_end(tmp_path):
     import json
 
-    from fdrl_jax import configlib
-
-    config = configlib.load_config(os.path.join(ROOT, "configs", "gaussians8.py:lr-kl,smoke"))
+    config = configlib.load_config(configs("gaussians8.py:lr-kl,smoke"))
     wd = str(tmp_path)
     samples = gan_mode(config, wd)
     config.refine.input = samples
@@ -176,9 +172,7 @@ def test_gan_and_refine_modes_end_to_end(tmp_path):
 
 
 def test_refine_input_errors(tmp_path):
-    from fdrl_jax import configlib
-
-    config = configlib.load_config(os.path.join(ROOT, "configs", "gaussians8.py:smoke"))
+    config = configlib.load_config(configs("gaussians8.py:smoke"))
     config.refine.input = str(tmp_path / "none.npz")
     with pytest.raises(FileNotFoundError, match="refine.input"):
         refine_mode(config, str(tmp_path))
@@ -195,9 +189,7 @@ def test_refine_input_errors(tmp_path):
 
 @pytest.mark.slow
 def test_image_gan_with_spectral_norm_and_latent_space_refinement(tmp_path):
-    from fdrl_jax import configlib
-
-    config = configlib.load_config(os.path.join(ROOT, "configs", "digits.py") + ":smoke")
+    config = configlib.load_config(configs("digits.py:smoke"))
     config.gan.spectral_norm, config.gan.num_steps, config.gan.latent_dim = True, 20, 8
     wd = str(tmp_path)
     samples = gan_mode(config, wd)
