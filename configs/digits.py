@@ -7,7 +7,9 @@ benchmarks/RESULTS.md:
 - the estimator is the MLP (256 wide) on the 64 flattened pixels: the smallest ResNet is ~25×
   slower per step on a CPU; `--config.model.name=resnet` selects a digits-sized ResNet;
 - no random flips (a mirrored 3 is not a digit), and K = 50, κ = 10, η = 1: at 8×8 the flow
-  needs far fewer, smaller steps than at 32².
+  needs far fewer, smaller steps than at 32²;
+- `--mode=gan` (a base model for DGflow refinement): 16-D latent, 256-wide generator, 3,000
+  steps, 1,000 samples.
 Arguments (comma-separated): a pairing (`lsif-chi2`, the default; `lr-kl`, `lr-js`,
 `lr-logd`), `smoke`.
 """
@@ -32,6 +34,9 @@ def get_config(arg=None):
     c.eval.feature_net, c.eval.fid_lengths = "random", (50, 60, 70, 80)
     # The robust guide measured on the digits; conditional flows run K + 10 = 60 steps.
     c.classifier.adv_eps = 1.5
+    # --mode=gan's base model for DGflow, as measured (benchmarks/RESULTS.md, "DGflow"): a
+    # 16-D latent and 256-wide generator, 3,000 steps; 1,000 samples to refine.
+    c.gan.update(latent_dim=16, hidden=256, num_steps=3_000, num_samples=1_000)
     c.loss, c.divergence = PAIRINGS[arg.pairing]
     if arg.smoke:
         configlib.smoke(c)

@@ -128,18 +128,20 @@ def digits_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
-    """name -> (make_config, workdir) of the smoke run (`configs/<name>:smoke`, one device)
-    of a shipped config, trained once in the session. Tests that write into it work on a copy
-    (`helpers.copy_run`)."""
+    """name -> (make_config, workdir) of the smoke run (`configs/<name>:smoke`, or
+    `configs/<file>:<args>,smoke` for a name `<file>:<args>`; one device) of a shipped config,
+    trained once in the session. Tests that write into it work on a copy (`helpers.copy_run`)."""
 
     def get(name: str):
         def make_config():
-            return configlib.load_config(configs(f"{name}:smoke"))
+            return configlib.load_config(
+                configs(f"{name},smoke" if ":" in name else f"{name}:smoke")
+            )
 
         def train(wd):
             with devices(1):
                 train_mode(make_config(), wd)
 
-        return make_config, _shared_run(tmp_path_factory, f"smoke_{name}", train)
+        return make_config, _shared_run(tmp_path_factory, "smoke_" + name.replace(":", "_"), train)
 
     return get
