@@ -139,7 +139,8 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
     Vector data: batch 128, 20 steps of K = 10 (κ = 2), small sample and eval counts. Images:
     the network keeps its stages, strides, options and image size with one block per stage
-    and channels / 16; 6 steps of K = 3 (κ = 1) on batch 8; a low-rank prior where D > 4096;
+    and channels / 16; 6 steps of K = 3 (κ = 1) on batch 8 (a GAN: 20 steps, 16 samples); a
+    low-rank prior where D > 4096;
     and data other than the embedded digits become `synthetic` images of the same size.
     """
     if c.data.name not in IMAGE_SOURCES:
@@ -170,6 +171,7 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.sample.num_samples, c.sample.grid_size = 16, 16
     c.eval.num_samples, c.eval.batch_size, c.eval.neighbour_bank = 16, 8, 64
     c.eval.feature_net, c.eval.fid_lengths = "random", (2, 3, 4)
+    c.gan.num_steps, c.gan.num_samples = 20, 16
     return c
 
 
