@@ -9,15 +9,22 @@ benchmarks/RESULTS.md:
 - no random flips (a mirrored 3 is not a digit), and K = 50, κ = 10, η = 1: at 8×8 the flow
   needs far fewer, smaller steps than at 32².
 Arguments (comma-separated): a pairing (`lsif-chi2`, the default; `lr-kl`, `lr-js`,
-`lr-logd`), `smoke`.
+`lr-logd`), `smoke`; `paper` is an error (not an experiment of the paper).
 """
 
 from fdrl_jax import configlib
 from fdrl_jax.configlib import PAIRINGS, choice
+from fdrl_jax.errors import ConfigError
 
 
 def get_config(arg=None):
-    arg = configlib.parse_arg(arg, pairing=choice("lsif-chi2", PAIRINGS), smoke=False)
+    arg = configlib.parse_arg(arg, pairing=choice("lsif-chi2", PAIRINGS), paper=False, smoke=False)
+    if arg.paper:
+        raise ConfigError(
+            "Config argument `paper`: the 8×8 digits are not in the paper, so there "
+            "are no authors' settings to select; the paper's image settings are "
+            "configs/cifar10.py:paper."
+        )
     c = configlib.image_config()
     c.data.update(name="digits", flip=False)
     c.model.update(name="mlp", hidden=256, spectral_norm=False)
