@@ -9,8 +9,8 @@ Arguments (comma-separated): a pairing (`lsif-chi2`, the default; `lr-kl`, `lr-j
 `lr-logd`); `smoke`; `paper`: the full-covariance prior, as the paper and the authors' code
 fit it (`prior.form = full`). Its memory: the sampler keeps L = chol(Σ + 1e-4 I) in float32,
 9.7 GB on every device and in <workdir>/prior.npz; the fit accumulates Σ in float64 and holds
-four D×D float64 arrays at once while forming Σ + 1e-4 I and its factor, about 77 GB (read
-from the code, not measured) on the accelerator where there is one (docs/settings.md).
+two D×D float64 arrays at most, 39 GB (counted from the code, not measured), on the
+accelerator where there is one (docs/settings.md).
 """
 
 from fdrl_jax import configlib
