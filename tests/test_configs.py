@@ -282,3 +282,10 @@ def test_cat2dog_paper_resizes_both_sides_to_84_then_crops_64(tmp_path):
         np.testing.assert_array_equal(load_image_set(section, str(tmp_path))[0], squashed)
     kept = np.asarray(load_image_set(default.data, str(tmp_path))[0])
     assert kept.shape == squashed.shape and not np.array_equal(kept, squashed)
+
+
+def test_uniform_starts_the_flow_from_u_minus_1_1_images():
+    exp = build_experiment(load(configs("cifar10.py"), "uniform,smoke"))
+    x = np.asarray(exp.prior.sample(jax.random.PRNGKey(0), 64))
+    assert x.shape == (64, 32, 32, 3) and -1.0 <= x.min() and x.max() <= 1.0
+    assert abs(x.mean()) < 0.01 and abs(x.var() - 1 / 3) < 0.01  # U[-1, 1]: mean 0, var 1/3
