@@ -12,18 +12,26 @@ estimator, LSIF-χ², K = 50, η = 1, no flips); translation runs K + 10% = 55 s
       --mode=translate
 
 Arguments (comma-separated): a pairing (`lsif-chi2`, the default; `lr-kl`, `lr-js`,
-`lr-logd`), `smoke` (the built-in digits on both sides, seconds).
+`lr-logd`), `smoke` (the built-in digits on both sides, seconds); `paper` is an error
+(not an experiment of the paper).
 """
 
 from fdrl_jax import configlib
 from fdrl_jax.configlib import PAIRINGS, choice
+from fdrl_jax.errors import ConfigError
 
 ROOT = "data/digits_pair"
 IMAGE = {"size": 8, "channels": 1, "flip": False}
 
 
 def get_config(arg=None):
-    arg = configlib.parse_arg(arg, pairing=choice("lsif-chi2", PAIRINGS), smoke=False)
+    arg = configlib.parse_arg(arg, pairing=choice("lsif-chi2", PAIRINGS), paper=False, smoke=False)
+    if arg.paper:
+        raise ConfigError(
+            "Config argument `paper`: thin -> bold digits is not in the paper, so there "
+            "are no authors' settings to select; the paper's image settings are "
+            "configs/cifar10.py:paper."
+        )
     c = configlib.image_config()
     c.data.update(name="npz", path=f"{ROOT}/trainB.npz", **IMAGE)
     c.prior.name = "dataset"

@@ -2,7 +2,7 @@
 
 Arguments (comma-separated, e.g. `:lr-kl,paper`): a pairing (`lsif-chi2`, the default;
 `lr-kl`, `lr-js`, `lr-logd`); `paper`: the paper's 2D settings (the defaults: 20k steps of
-batch 1024, K = 200, η = 1, lr 5e-5 × 0.1 at 5k / 10k / 15k; about 30 minutes on a 2-core CPU)
+batch 1024, K = 200, η = 1, lr 5e-5 × 0.1 at 5k / 10k / 15k; about an hour on a 2-core CPU)
 instead of the CPU settings below; `smoke`: a seconds-long run.
 """
 
