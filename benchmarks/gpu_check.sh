@@ -62,8 +62,9 @@ else
   EVAL=(--config.eval.num_samples=$N --config.eval.batch_size=500 --config.eval.figures=False
         --config.eval.inception_weights="$CARRY/inception-fp16.npz"
         --config.eval.fid_lengths="(0,100,110,120,130)")
-  SPEED=(--precision=float32,bfloat16 --repeats=3 --sample_batch=500 --budget_s="$SPEED_S"
-         --no_cost --limits=benchmarks/physical_limits.json)  # FLOPs counted ahead (CPU)
+  SPEED=(--precision=float32,bfloat16 --repeats=3 --sample_batch=500 --budget_s="$SPEED_S")
+  LIMITS=benchmarks/physical_limits.json  # FLOPs and bytes counted ahead (on a CPU)
+  [ -f "$LIMITS" ] && SPEED+=(--no_cost --limits="$LIMITS")
 fi
 COMMON=(--config="$CFG" --workdir="$RUN" --config.model.spectral_norm=False "${DATA[@]}" "${TRAIN[@]}")
 
