@@ -16,8 +16,8 @@ For each config at its own K (the paper's: 100) and κ:
   gradient on 2 × batch, Adam, EMA) plus K × one flow step (forward and input gradient of
   the net on the batch, the net's spectral norms applied, as in the flow).
   `--no_cost` skips these compilations (`--limits`: take the counts from an earlier run's
-  --out file: benchmarks/physical_limits.json holds them for every config and precision,
-  from `--cost_only`, which stops there);
+  --out file, e.g. benchmarks/physical_limits.json, from `--cost_only`, which stops there;
+  a config and precision the file lacks is counted here);
 - lower bounds: per iteration, max(FLOPs / peak, bytes / bandwidth) with the datasheet peaks
   of one H100 SXM and one H200 SXM (`PEAKS`): float32 convolutions and matmuls run as TF32 on
   those GPUs by JAX's default precision, bfloat16 at the bf16 tensor-core peak;
@@ -30,8 +30,9 @@ For each config at its own K (the paper's: 100) and κ:
   throughput (K + κ steps, --sample_batches batches of --sample_batch after the compiling
   call); on a GPU also a measured bf16 matmul peak. `--budget_s` skips the configs not
   started when that many seconds have passed.
-Data are `synthetic` images of the config's size (the data draw is a device-side gather either
-way); a data-dependent prior is fitted at rank 64 (its form does not change the flow).
+Data (and cat2dog's source images) are `synthetic` images of the config's size (the data draw
+is a device-side gather either way); a data-dependent prior is fitted at rank 64 (its form does
+not change the flow).
 """
 
 from __future__ import annotations
@@ -98,7 +99,10 @@ def _config(name: str, precision: str, batch: int, smoke: bool):
     c.data.name, c.data.synthetic_count = "synthetic", 256
     c.data.size = c.data.size or 64
     c.data.channels = c.data.channels or 3
+    c.data.resize = 0  # synthetic images are made at their size
     c.prior.form, c.prior.rank = "lowrank", 64
+    if c.prior.name == "dataset":  # cat2dog: source-domain images, synthetic as the data
+        c.prior.source.update(name="synthetic", synthetic_count=256, size=c.data.size, resize=0)
     c.train.precision = precision
     if not smoke:
         c.train.batch_size = batch
@@ -171,15 +175,17 @@ def bench(name: str, precision: str, a) -> dict:
     state = trainer.initial_state(exp)
     row = {"config": name, "precision": precision, "batch": c.train.batch_size}
     row.update(K=c.flow.num_steps, kappa=c.flow.kappa, device=str(jax.devices()[0]))
-    if a.cost:
-        row.update(cost_of_iteration(exp, state))
-    elif a.limits:  # the counts of an earlier run (the program's FLOPs do not depend on it)
+    known = []
+    if a.limits and not a.cost:  # the counts of an earlier run (they do not depend on it)
         with open(a.limits) as f:
             rows = json.load(f)["rows"]
         known = [r for r in rows if (r["config"], r["precision"]) == (name, precision)]
         if not known:
-            raise SystemExit(f"{a.limits} has no row for {name} in {precision}")
+            print(f"{a.limits} has no row for {name} in {precision}: counting here", flush=True)
+    if known:
         row.update({k: v for k, v in known[0].items() if k.startswith(("tflop", "gb_"))})
+    elif a.cost or a.limits:
+        row.update(cost_of_iteration(exp, state))
     if "tflop_per_iteration" in row:
         row["lower_bound_ms"] = lower_bounds_ms(
             row["tflop_per_iteration"] * 1e12, row["gb_per_iteration"] * 1e9, precision
