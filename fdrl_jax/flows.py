@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fdrl_jax.models import prepare_for_flow
+from fdrl_jax.models import apply_spectral_norms
 
 Array = jax.Array
 Potential = Callable[[Array], Array]
@@ -32,10 +32,10 @@ def make_potential(
 ) -> Potential:
     """x ↦ f'(net(x)), per sample. `apply_fn(params, x)` returns the net output of shape (B,).
 
-    The net's weights are fixed during a flow, so what depends on them alone is computed
-    here, once, rather than at every call (`models.prepare_for_flow`: spectral norms applied,
-    the conv kernels' forms for the CPU; the same function). Call this outside the loop."""
-    params = prepare_for_flow(params)
+    The net's weights are fixed during a flow, so spectral norms (variables with their
+    `batch_stats`) are applied here, once, rather than by a power iteration at every call
+    (`models.apply_spectral_norms`; the same function). Call this outside the flow's loop."""
+    params = apply_spectral_norms(params)
     return lambda x: fprime(apply_fn(params, x))
 
 

@@ -128,10 +128,9 @@ SCHEMA = {
         # Initialisation of every conv / dense layer: "torch" (PyTorch's defaults, as the
         # reference: U(±1/√fan_in) weights and biases) or "flax" (lecun-normal, zero biases).
         "param_init": one_of("torch", models.PARAM_INITS),
-        # How the convs are computed on CPU (models/conv_vjp.py): "auto" in the forms XLA:CPU
-        # runs fast inside the flow's loop (input gradients as HWIO convolutions, strided
-        # ones by phase, wide 3×3 ones by Winograd; same values to float32 rounding; no
-        # forward-mode derivative), "xla" lax and JAX's own rule. Only the CPU program differs.
+        # How the convs' input gradients are emitted (models/conv_vjp.py): "auto" in the form
+        # XLA:CPU runs on its fast path inside the flow's loop (same values; no forward-mode
+        # derivative), "xla" JAX's own rule. Only the CPU program differs.
         "conv_grad": one_of("auto", models.CONV_GRADS),
     },
     "flow": {

@@ -8,20 +8,12 @@ import flax.linen as nn
 
 from fdrl_jax.errors import ConfigError
 from fdrl_jax.models.conv_vjp import CONV_GRADS
-from fdrl_jax.models.layers import PARAM_INITS, prepare_flow_kernels
+from fdrl_jax.models.layers import PARAM_INITS
 from fdrl_jax.models.mlp import MLP
 from fdrl_jax.models.resnet import ARCHS, ResNetEstimator
 from fdrl_jax.models.spectral import apply_spectral_norms, converge_spectral_norms
 
 MODELS: dict[str, type[nn.Module]] = {"mlp": MLP, "resnet": ResNetEstimator}
-
-
-def prepare_for_flow(variables):
-    """The variables a flow calls the net with at every step, with what depends on the
-    weights alone computed once (the weights are fixed during a flow): spectral norms
-    applied (`apply_spectral_norms`) and the forms of the conv kernels that the CPU
-    convolutions read (`prepare_flow_kernels`). The same function of x."""
-    return prepare_flow_kernels(apply_spectral_norms(variables))
 
 
 def build_model(cfg) -> nn.Module:
@@ -47,5 +39,4 @@ __all__ = [
     "apply_spectral_norms",
     "build_model",
     "converge_spectral_norms",
-    "prepare_for_flow",
 ]

@@ -14,20 +14,13 @@ The flow follows ∇ₓ of the estimator, so layer details that look cosmetic ch
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax import traverse_util
-from flax.linen.dtypes import promote_dtype
 
 from fdrl_jax.errors import ConfigError
-from fdrl_jax.models import conv_vjp
-from fdrl_jax.models.conv_vjp import CONV_GRADS
-
-# The collection holding the forms of the conv kernels a flow prepared once.
-FLOW_KERNELS = "flow_kernels"
+from fdrl_jax.models.conv_vjp import CONV_GRADS, conv_general_dilated
 
 PARAM_INITS = ("torch", "flax")
 
@@ -59,40 +52,6 @@ def _init_kwargs(param_init: str, fan_in: int, use_bias: bool) -> dict:
     return kwargs
 
 
-class Conv(nn.Module):
-    """A k×k NHWC convolution with an HWIO `kernel` (and `bias`), params named and
-    initialised as flax's `nn.Conv`, padded (k − 1)/2 on every side (PyTorch `padding=k//2`
-    for odd k). `conv_grad` "auto" computes it with the forms XLA:CPU runs fast
-    (`conv_vjp.py`), reading the kernel's forms a flow prepared once from the `flow_kernels`
-    collection when they are there (`prepare_flow_kernels`); "xla" is `lax` and JAX's rules."""
-
-    features: int
-    kernel_size: int
-    strides: int = 1
-    use_bias: bool = False
-    kernel_init: Callable = nn.initializers.lecun_normal()
-    bias_init: Callable = nn.initializers.zeros_init()
-    conv_grad: str = "auto"
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        k, s = self.kernel_size, self.strides
-        kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
-        bias = self.param("bias", self.bias_init, (self.features,)) if self.use_bias else None
-        x, kernel, bias = promote_dtype(x, kernel, bias)
-        p = (k - 1) // 2
-        if self.conv_grad == "xla":
-            y = jax.lax.conv_general_dilated(
-                x, kernel, (s, s), ((p, p), (p, p)), dimension_numbers=("NHWC", "HWIO", "NHWC")
-            )
-        else:
-            prepared = None
-            if self.has_variable(FLOW_KERNELS, "flipped"):
-                prepared = {n: v for n, v in self.variables[FLOW_KERNELS].items()}
-            y = conv_vjp.conv(x, kernel, (s, s), ((p, p), (p, p)), prepared)
-        return y if bias is None else y + bias
-
-
 def conv(
     features: int,
     kernel: int,
@@ -103,42 +62,27 @@ def conv(
     param_init: str = "torch",
     conv_grad: str = "auto",
     name: str | None = None,
-) -> Conv:
+) -> nn.Conv:
     """A k×k conv padded (k − 1)/2 on every side (PyTorch `padding=k//2` for odd k).
 
-    `conv_grad` "auto" computes it in the forms XLA:CPU runs fast inside the flow's loop
-    (`conv_vjp`); "xla" keeps `lax` and JAX's rule (and forward-mode differentiation)."""
+    `conv_grad` "auto" emits the input gradient in the form XLA:CPU runs fast inside the
+    flow's loop (`conv_vjp`); "xla" keeps JAX's rule (and forward-mode differentiation)."""
     if conv_grad not in CONV_GRADS:
         raise ConfigError(
             f"Unknown conv_grad {conv_grad!r}; choose one of {list(CONV_GRADS)} "
             "(config field `model.conv_grad`)."
         )
-    return Conv(
+    p = (kernel - 1) // 2
+    return nn.Conv(
         features,
-        kernel,
-        stride,
+        (kernel, kernel),
+        (stride, stride),
+        padding=((p, p), (p, p)),
         use_bias=use_bias,
         name=name,
-        conv_grad=conv_grad,
+        conv_general_dilated=conv_general_dilated if conv_grad == "auto" else None,
         **_init_kwargs(param_init, in_features * kernel * kernel, use_bias),
     )
-
-
-def prepare_flow_kernels(variables):
-    """`variables` plus, in the `flow_kernels` collection, the forms of every conv kernel
-    that the CPU convolutions read (`conv_vjp.prepare_kernel`), computed once: a flow calls
-    the net K times with the same weights. Variables without params pass through."""
-    if not isinstance(variables, Mapping) or "params" not in variables:
-        return variables
-    flat = traverse_util.flatten_dict(dict(variables["params"]))
-    forms = {}
-    for path, w in flat.items():
-        if path[-1] == "kernel" and getattr(w, "ndim", 0) == 4:
-            for name, form in conv_vjp.prepare_kernel(w).items():
-                forms[(*path[:-1], name)] = form
-    if not forms:
-        return variables
-    return {**variables, FLOW_KERNELS: traverse_util.unflatten_dict(forms)}
 
 
 def dense(
