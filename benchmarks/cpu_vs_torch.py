@@ -10,7 +10,7 @@ steps, η = 3 (any K: "sn-100"). An iteration is Algorithm 1 with LSIF-χ²: dra
 Adam step on the LSIF loss between x_K and a data batch, EMA update. fdrl-jax runs the
 package's `algorithms.train_step` (one jitted program, state donated; the spectral-norm update
 once per step) with every `--conv_grad` given ("auto", the default: `models/conv_vjp.py`;
-"xla": `lax` and JAX's own rule; "auto-direct": "auto" without Winograd's form). PyTorch
+"xla": `lax` and JAX's own rule). PyTorch
 runs the same network written in the reference's layout (`interop/reference_nets.py`, NCHW,
 `torch.nn.utils.spectral_norm` in training mode as the reference trains: one power iteration
 per forward) with the same weights, the flow with
@@ -40,9 +40,7 @@ def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cases", default="toy,nosn-5,nosn-20,sn-5,sn-20")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument(
-        "--conv_grad", default="auto", help="comma-separated: auto, xla, auto-direct (no Winograd)"
-    )
+    p.add_argument("--conv_grad", default="auto", help="comma-separated: auto, xla")
     p.add_argument("--profile", action="store_true", help="also time the pieces (CIFAR-10)")
     p.add_argument("--op_profile", action="store_true", help="per-op profile of an iteration")
     p.add_argument("--no_torch", action="store_true")
@@ -77,7 +75,6 @@ from fdrl_jax.models import (  # noqa: E402
     MLP,
     ResNetEstimator,
     apply_spectral_norms,
-    conv_vjp,
 )
 from fdrl_jax.priors import gaussian_prior  # noqa: E402
 
@@ -118,18 +115,11 @@ class Case:
 
 
 @contextlib.contextmanager
-def winograd_threshold(variant: str):
-    """ "auto-direct": the "auto" forms without Winograd (an ablation), for the programs
-    traced inside the block."""
-    saved = conv_vjp.WINOGRAD_MIN_CHANNELS
-    if variant == "auto-direct":
-        conv_vjp.WINOGRAD_MIN_CHANNELS = 2**31
-    elif variant not in CONV_GRADS:
-        raise SystemExit(f"--conv_grad takes {', '.join(CONV_GRADS)} or auto-direct")
-    try:
-        yield
-    finally:
-        conv_vjp.WINOGRAD_MIN_CHANNELS = saved
+def conv_grad_variant(variant: str):
+    """Checks a --conv_grad value; the variant itself is passed to the model's config."""
+    if variant not in CONV_GRADS:
+        raise SystemExit(f"--conv_grad takes {', '.join(CONV_GRADS)}")
+    yield
 
 
 def interleaved(fns: dict, repeats: int) -> dict[str, float]:
@@ -384,7 +374,7 @@ def profile(case: Case, grads: list[str], x_p: np.ndarray, variables) -> None:
     a = ARGS
     fns, census = {}, {}
     for g in grads:
-        with winograd_threshold(g):
+        with conv_grad_variant(g):
             pieces, census[g] = jax_pieces(case, g.split("-")[0], jnp.asarray(x_p), a.seed)
             for f in pieces.values():
                 f()  # compiles inside the block
@@ -430,7 +420,7 @@ def main() -> None:
         fns, variables = {}, None
         for g in grads:
             t = time.perf_counter()
-            with winograd_threshold(g):
+            with conv_grad_variant(g):
                 run, variables, hlo = jax_iteration(case, g.split("-")[0], jnp.asarray(x_p), a.seed)
                 run()  # compiles
                 if a.op_profile:

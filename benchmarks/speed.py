@@ -9,8 +9,7 @@ iteration, lower bounds on an H100 / H200, compile times, and (on a device) meas
 
 For each config at its own K (the paper's: 100) and κ:
 - cost: XLA's cost analysis (FLOPs, bytes accessed) of the compiled programs of this
-  backend, with direct convolutions (as on a GPU; on a CPU the package computes some 3×3
-  ones by Winograd's form, fewer multiplications for the same result). XLA counts a loop
+  backend, with direct convolutions (`model.conv_grad = "xla"`, as on a GPU). XLA counts a loop
   body once whatever its trip count, so an iteration is counted as its loop-free parts: the
   iteration without a flow (prior draw, the spectral-norm update, loss and parameter
   gradient on 2 × batch, Adam, EMA) plus K × one flow step (forward and input gradient of
@@ -50,7 +49,7 @@ import jax.numpy as jnp
 
 from fdrl_jax import configlib, flows, trainer
 from fdrl_jax.experiment import build_experiment
-from fdrl_jax.models import prepare_for_flow
+from fdrl_jax.models import apply_spectral_norms
 from fdrl_jax.sampler import Sampler
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -140,8 +139,7 @@ def lower_bounds_ms(flops: float, nbytes: float, precision: str) -> dict[str, fl
 
 def cost_of_iteration(exp, state) -> dict[str, float]:
     """FLOPs and bytes of one training iteration: without its flow + K × one flow step,
-    counted on the direct convolutions (`model.conv_grad = "xla"`: what GPUs are given; the
-    CPU's Winograd forms do fewer multiplications)."""
+    counted on the direct convolutions (`model.conv_grad = "xla"`: what GPUs are given)."""
     c = configlib.override(exp.config.copy_and_resolve_references(), {"model.conv_grad": "xla"})
     model = exp.model.clone(conv_grad="xla") if hasattr(exp.model, "conv_grad") else exp.model
     exp = dataclasses.replace(exp, config=c, model=model)
@@ -151,7 +149,7 @@ def cost_of_iteration(exp, state) -> dict[str, float]:
     f0, b0 = _cost(lambda s: stale_step(s, stale_exp.data), state)
     b = c.train.batch_size
     x = exp.prior.sample(jax.random.PRNGKey(0), b)
-    applied = prepare_for_flow(state.variables)  # as the flow holds them
+    applied = apply_spectral_norms(state.variables)  # as the flow holds them
 
     def one_flow_step(variables, x):
         potential = flows.make_potential(exp.apply_fn, variables, exp.fprime)
