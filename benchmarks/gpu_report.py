@@ -2,8 +2,9 @@
 
     python benchmarks/gpu_report.py OUTDIR
 
-Speed against the targets (ms per training iteration at batch 64, K = 100) and the reference
-PyTorch code's times on the same kind of H100; the learning curve (loss, mean output on
+Speed against the physical limit (the lower bound from FLOPs and bytes per iteration, see
+`speed.py`), the targets (ms per training iteration at batch 64, K = 100) and the reference
+PyTorch code's times on an H100; the learning curve (loss, mean output on
 flowed samples and on data every 100 steps) beside the reference's; FID against the flow
 length, the prior's own FID (length 0), and the wall times of training and scoring.
 """
@@ -42,19 +43,35 @@ def main(out: str) -> None:
     speed_path = os.path.join(out, "speed.json")
     if os.path.exists(speed_path):
         speed = _load(speed_path)
-        print(f"Device: {speed['device']}; measured bf16 matmul peak "
-              f"{speed['bf16_matmul_peak_tflops']:.0f} TFLOP/s.\n")  # fmt: skip
-        print("| config | precision | ms / iteration | target | reference | flow steps/s | "
-              "samples/s (K+κ) | TFLOP/s | of bf16 peak |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|---|")
+        peak = speed.get("bf16_matmul_peak_tflops")
+        print(f"Device: {speed['device']}" + (f"; measured bf16 matmul peak {peak:.0f} TFLOP/s."
+              if peak else "."))  # fmt: skip
+        print("\n| config | precision | ms / iteration | lower bound H100 / H200 (ms) | "
+              "target | reference | samples/s (K+κ) | TFLOP / iteration | TFLOP/s | "
+              "compile train / sampler (s) |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for r in speed["rows"]:
-            c = r["config"]
+            c, lb = r["config"], r.get("lower_bound_ms", {})
+            ms = r.get("ms_per_iteration")
+            tflops = f"{r['achieved_tflops']:.1f}" if "achieved_tflops" in r else "–"
+            if peak and "achieved_tflops" in r:
+                tflops += f" ({100 * r['achieved_tflops'] / peak:.0f}% of peak)"
+            bound = (
+                f"{lb['H100 SXM']:.1f} / {lb['H200 SXM']:.1f}" if lb else "–"
+            )  # fmt: skip
+            sps = f"{r['samples_per_s']:.0f}" if "samples_per_s" in r else "–"
+            tflop = f"{r['tflop_per_iteration']:.1f}" if "tflop_per_iteration" in r else "–"
+            compiled = f"{r['compile_s_train_step']:.0f}"
+            if "compile_s_sampler" in r:
+                compiled += f" / {r['compile_s_sampler']:.0f}"
             print(
-                f"| {c} | {r['precision']} | {r['ms_per_iteration']:.1f} | "
-                f"{TARGET_MS.get(c, '–')} | {REFERENCE_MS.get(c, '–')} | "
-                f"{r['flow_steps_per_s']:.0f} | {r['samples_per_s']:.0f} | "
-                f"{r['achieved_tflops']:.1f} | {100 * r['fraction_of_bf16_peak']:.0f}% |"
+                f"| {c} | {r['precision']} | {f'{ms:.1f}' if ms else '–'} | {bound} | "
+                f"{TARGET_MS.get(c, '–')} | {REFERENCE_MS.get(c, '–')} | {sps} | {tflop} | "
+                f"{tflops} | {compiled} |"
             )
+        skipped = speed.get("skipped_for_budget")
+        if skipped:
+            print(f"\nNot measured (time budget): {', '.join(skipped)}.")
         print()
     run = os.path.join(out, "cifar10_nosn")
     metrics = os.path.join(run, "metrics.jsonl")

@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fdrl_jax.models import apply_spectral_norms
+
 Array = jax.Array
 Potential = Callable[[Array], Array]
 # A step count: a Python int (static) or an int scalar array (a run-time value under jit).
@@ -28,7 +30,12 @@ Steps = int | Array
 def make_potential(
     apply_fn: Callable[..., Array], params, fprime: Callable[[Array], Array]
 ) -> Potential:
-    """x ↦ f'(net(x)), per sample. `apply_fn(params, x)` returns the net output of shape (B,)."""
+    """x ↦ f'(net(x)), per sample. `apply_fn(params, x)` returns the net output of shape (B,).
+
+    The net's weights are fixed during a flow, so spectral norms (variables with their
+    `batch_stats`) are applied here, once, rather than by a power iteration at every call
+    (`models.apply_spectral_norms`; the same function). Call this outside the flow's loop."""
+    params = apply_spectral_norms(params)
     return lambda x: fprime(apply_fn(params, x))
 
 

@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 
 import helpers
 import pytest
@@ -13,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.slow
 def test_gpu_check_smoke_writes_every_figure(tmp_path):
     out = tmp_path / "check"
-    env = helpers.env(devices=1)
+    env = helpers.env(devices=1, PYTHON=sys.executable)
     proc = subprocess.run(
         ["bash", "benchmarks/gpu_check.sh", str(out), "--smoke"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,

@@ -168,6 +168,10 @@ SCHEMA = {
         # Compute precision of the estimator's passes (flow and loss); params, optimiser
         # state, EMA and the flowed particles stay float32.
         "precision": one_of("float32", ("float32", "bfloat16")),
+        # A jax.profiler trace of profile_steps steps (0: none) into <workdir>/profile, after
+        # the first profile_start steps of the run (the first step compiles): run/profiling.py.
+        "profile_steps": integer(0, 0, 10**4),
+        "profile_start": integer(2, 1, 10**9),
     },
     "sample": {
         "num_samples": integer(2_000, 1, 10**8),

@@ -8,9 +8,10 @@ import flax.linen as nn
 
 from fdrl_jax.errors import ConfigError
 from fdrl_jax.models.conv_vjp import CONV_GRADS
-from fdrl_jax.models.layers import PARAM_INITS, converge_spectral_norms
+from fdrl_jax.models.layers import PARAM_INITS
 from fdrl_jax.models.mlp import MLP
 from fdrl_jax.models.resnet import ARCHS, ResNetEstimator
+from fdrl_jax.models.spectral import apply_spectral_norms, converge_spectral_norms
 
 MODELS: dict[str, type[nn.Module]] = {"mlp": MLP, "resnet": ResNetEstimator}
 
@@ -35,6 +36,7 @@ __all__ = [
     "MODELS",
     "PARAM_INITS",
     "ResNetEstimator",
+    "apply_spectral_norms",
     "build_model",
     "converge_spectral_norms",
 ]

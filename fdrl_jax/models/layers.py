@@ -18,7 +18,6 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax import traverse_util
 
 from fdrl_jax.errors import ConfigError
 from fdrl_jax.models.conv_vjp import CONV_GRADS, conv_general_dilated
@@ -98,45 +97,9 @@ def apply(layer: nn.Module, x, spectral_norm: bool, update_stats: bool):
 
     Spectral norm keeps the layer's params where they are (`<name>/kernel`) and its
     power-iteration state in `batch_stats`. Every call runs one iteration from the stored
-    vector; `update_stats=True` (once per training step) stores the result, False (inside a
-    flow) does not, so every call of a flow normalises the weights identically."""
+    vector; `update_stats=True` (once per training step) stores the result, False does not,
+    so every call with the same state normalises the weights identically. A flow applies
+    them once instead (`spectral.apply_spectral_norms`) and calls the layers unnormalised."""
     if spectral_norm:
         return nn.SpectralNorm(layer)(x, update_stats=update_stats)
     return layer(x)
-
-
-def converge_spectral_norms(variables: dict) -> dict:
-    """`variables` with every spectral norm's power-iteration state at its limit: the stored
-    vector set to the top right singular vector of its (reshaped) kernel and σ to the top
-    singular value.
-
-    PyTorch's `spectral_norm` (the reference) runs one power iteration at every forward in
-    training mode, ~100 per training step, so its σ converges within the first step. Ours run
-    one per step (the weights are fixed during a flow), so they start converged instead: after
-    20 iterations from a random vector σ was still 2% low on a 2304×256 conv matrix. An exact
-    singular vector is a fixed point of the iteration, so later steps only track the slowly
-    changing weights. Pure and jit-able; variables without spectral norm pass through.
-    """
-    stats = variables.get("batch_stats")
-    if not stats:
-        return variables
-    flat = traverse_util.flatten_dict(stats)
-    params = traverse_util.flatten_dict(variables["params"])
-    new = dict(flat)
-    for key, u in flat.items():
-        *parent, wrapper, name = key
-        if not name.endswith("/u"):
-            continue
-        # flax keeps the wrapped layer's params beside its SpectralNorm wrapper, and names
-        # the state "<layer>/<param path>/u" inside the wrapper
-        kernel = params[(*parent, *name[: -len("/u")].split("/"))]
-        k = kernel.reshape(-1, kernel.shape[-1])
-        # The top right singular vector as the top eigenvector of KᵀK (at most 512×512: ~15×
-        # faster than an SVD of K on a CPU), σ as |K v| (its error is the vector's squared).
-        gram = jnp.matmul(k.T, k, precision=jax.lax.Precision.HIGHEST)
-        v = jnp.linalg.eigh(gram)[1][:, -1]
-        new[key] = v[None].astype(u.dtype)
-        new[(*parent, wrapper, name[: -len("/u")] + "/sigma")] = jnp.linalg.norm(k @ v).astype(
-            u.dtype
-        )
-    return {**variables, "batch_stats": traverse_util.unflatten_dict(new)}

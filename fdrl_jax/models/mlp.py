@@ -10,6 +10,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
+from fdrl_jax.models import spectral
 from fdrl_jax.models.layers import apply, dense
 
 
@@ -29,7 +30,7 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
-        sn = bool(self.spectral_norm)
+        sn = bool(self.spectral_norm) and not spectral.is_applied(self)
         h = x.reshape(x.shape[0], -1)
         for i in range(self.num_hidden_layers + 2):
             last = i == self.num_hidden_layers + 1

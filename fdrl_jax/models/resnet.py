@@ -5,9 +5,10 @@ LeakyReLU(0.2), no normalisation, no conv bias. BasicBlock: conv3×3(stride s) �
 global mean pool → Dense(1) with bias. Every 3×3 conv pads 1 pixel on each side and layers are
 initialised as PyTorch does by default (`param_init`, see `layers.py`). Options: spectral
 normalisation of every conv / dense (its power-iteration state lives in the `batch_stats`
-collection: pass `update_stats=True` once per training step and False inside a flow, so the
-weights are fixed during a flow), and SAGAN self-attention (1×1 convs with biases) after a
-chosen stage. Works for any image size and channel count.
+collection: pass `update_stats=True` once per training step and False otherwise, so the
+weights are fixed during a flow, which normalises them once: `spectral.py`), and SAGAN
+self-attention (1×1 convs with biases) after a chosen stage. Works for any image size and
+channel count.
 
 Module names follow the reference's state dict (`conv1`, `layer{i}.{j}.conv1/conv2/
 shortcut_conv` as `layer{i}_{j}`, `self_attn_module.{query,key,value,self_att,gamma}`,
@@ -23,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from fdrl_jax.errors import ConfigError
+from fdrl_jax.models import spectral
 from fdrl_jax.models.layers import apply, conv, dense
 
 # (channels, blocks, first stride) per stage; attention after the stage with this index.
@@ -145,7 +147,9 @@ class ResNetEstimator(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
         spec = self._spec()
-        sn, init, cg = bool(spec.get("spectral_norm", False)), self.param_init, self.conv_grad
+        # variables from `spectral.apply_spectral_norms` (a flow's) hold normalised kernels
+        sn = bool(spec.get("spectral_norm", False)) and not spectral.is_applied(self)
+        init, cg = self.param_init, self.conv_grad
         stem = conv(spec["stem"], 3, x.shape[-1], param_init=init, conv_grad=cg, name="conv1")
         h = _act(apply(stem, x, sn, update_stats))
         for i, (features, blocks, stride) in enumerate(spec["stages"]):

@@ -22,7 +22,7 @@ from fdrl_jax.algorithms import TrainState
 from fdrl_jax.data import is_image_data
 from fdrl_jax.errors import DivergenceError
 from fdrl_jax.experiment import build_experiment
-from fdrl_jax.run import files, plotting
+from fdrl_jax.run import files, plotting, profiling
 from fdrl_jax.run.checkpoints import Checkpointer
 from fdrl_jax.run.multihost import StopRequests
 from fdrl_jax.run.summaries import open_writer, write_image_file
@@ -181,10 +181,14 @@ def train_mode(config, workdir: str) -> TrainState:
         figures = SampleFigures(config, workdir, exp, mesh, summaries)
         roll_back = Rollback(config, ckpt, template, exp, mesh, workdir, record.log)
         stop = cleanup.enter_context(StopRequests())
+        trace = cleanup.enter_context(
+            profiling.StepTrace(workdir, t.profile_start, t.profile_steps)
+        )
         iteration = 0
         while step < t.num_steps:
             state, metrics = step_fn(state, batches.get(step))
             step, iteration = step + 1, iteration + 1
+            trace.after_step(iteration, state)
             # Decided once per iteration, the same on every process: a signal landing later
             # is handled (step, save, stop) in a next one, never between a save and the exit.
             stopping = stop.check(iteration)
