@@ -26,26 +26,56 @@ from fdrl_jax.evaluation import torchvision_inception
 from fdrl_jax.interop import robustness
 from fdrl_jax.run import cli, conversion, files
 
-config_flags.DEFINE_config_file(
-    "config", None, "The run's config file (configs/*.py[:arg]).", lock_config=True
-)
-flags.DEFINE_string("workdir", None, "The work directory to write (--from) or read (--to).")
-flags.DEFINE_enum(
-    "from",
-    None,
-    ["reference", "robustness", "torchvision"],
-    "Import a checkpoint of the reference code (into --workdir), or convert the robustness "
-    "library's classifier or torchvision's Inception-v3 weights (IN OUT.npz).",
-)
-flags.DEFINE_enum("to", None, ["npz", "reference"], "Export the run's latest checkpoint.")
-flags.DEFINE_string(
-    "prior",
-    None,
-    "--from: the reference's prior file (<dataset>_ddp.pt) to import; --to=reference: where "
-    "to write it.",
-)
-flags.DEFINE_bool("debug", False, "Show the traceback of user errors too (also FDRL_DEBUG=1).")
-FLAGS = flags.FLAGS
+
+def define_flags(
+    flag_values: flags.FlagValues = flags.FLAGS, sys_argv: list[str] | None = None
+) -> None:
+    """The command's flags on `flag_values` (see `fdrl_jax.main.define_flags`)."""
+    config_flags.DEFINE_config_file(
+        "config",
+        None,
+        "The run's config file (configs/*.py[:arg]).",
+        lock_config=True,
+        flag_values=flag_values,
+        sys_argv=sys_argv,
+    )
+    flags.DEFINE_string(
+        "workdir",
+        None,
+        "The work directory to write (--from) or read (--to).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_enum(
+        "from",
+        None,
+        ["reference", "robustness", "torchvision"],
+        "Import a checkpoint of the reference code (into --workdir), or convert the robustness "
+        "library's classifier or torchvision's Inception-v3 weights (IN OUT.npz).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_enum(
+        "to",
+        None,
+        ["npz", "reference"],
+        "Export the run's latest checkpoint.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "prior",
+        None,
+        "--from: the reference's prior file (<dataset>_ddp.pt) to import; --to=reference: where "
+        "to write it.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_bool(
+        "debug",
+        False,
+        "Show the traceback of user errors too (also FDRL_DEBUG=1).",
+        flag_values=flag_values,
+    )
+
+
+FLAGS = flags.FLAGS  # defined by `define_flags()` when run as the command
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -58,8 +88,9 @@ WEIGHTS = {  # --from: converts IN to OUT.npz, no config or work directory
 }
 
 
-def _run(paths: list[str]) -> None:
-    source, target = FLAGS["from"].value, FLAGS.to
+def run(fv: flags.FlagValues, paths: list[str]) -> None:
+    """What the command runs once its flags are parsed: `paths` are its positional arguments."""
+    source, target = fv["from"].value, fv.to
     if (source is None) == (target is None):
         raise ConfigError(
             "Give one of --from=reference|robustness|torchvision (import) or "
@@ -73,18 +104,18 @@ def _run(paths: list[str]) -> None:
         return
     if len(paths) != 1:
         raise ConfigError("Give one file: the checkpoint to import, or the file to export to.")
-    if FLAGS.config is None or FLAGS.workdir is None:
+    if fv.config is None or fv.workdir is None:
         raise ConfigError(
             f"--{'from' if source else 'to'}={source or target} needs --config and --workdir."
         )
     path = paths[0]
-    workdir = files.resolve(FLAGS.workdir)  # a local directory (absolute) or a bucket URI
+    workdir = files.resolve(fv.workdir)  # a local directory (absolute) or a bucket URI
     if source == "reference":
-        conversion.import_reference(FLAGS.config, workdir, path, FLAGS.prior)
+        conversion.import_reference(fv.config, workdir, path, fv.prior)
     elif target == "npz":
-        conversion.export_npz(FLAGS.config, workdir, path)
+        conversion.export_npz(fv.config, workdir, path)
     else:
-        conversion.export_reference(FLAGS.config, workdir, path, FLAGS.prior)
+        conversion.export_reference(fv.config, workdir, path, fv.prior)
 
 
 def main(argv) -> None:
@@ -93,8 +124,9 @@ def main(argv) -> None:
     logging.set_verbosity(logging.INFO)
     logging.get_absl_handler().addFilter(lambda r: "orbax" not in r.pathname)
     with cli.user_errors_exit(FLAGS):
-        _run(argv[1:])
+        run(FLAGS, argv[1:])
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main, flags_parser=_parse_flags)

@@ -1,4 +1,5 @@
-"""DGflow (SPEC "DGflow"): refine samples of any generator with a discriminator's density ratio.
+"""DGflow (docs/algorithm.md §12): refine samples of any generator with a discriminator's
+density ratio.
 
 A discriminator logit d(x) ≈ log(p_data(x) / p_gen(x)) is a density-ratio estimator with
 log r = −d (r = p_gen / p_data, the ratio FDRL's flow reads). So DGflow is FDRL's flow with the

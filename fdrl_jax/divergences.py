@@ -1,7 +1,7 @@
 """f-divergences (the flow's f') and Bregman losses (the estimator's objective).
 
 Everything here is a pure function of the estimator's *output*: `r` for LSIF nets and `log r`
-for LR / KLIEP nets (SPEC, "f-divergences" and "Bregman losses"). Working from `log r` keeps
+for LR / KLIEP nets (docs/algorithm.md §2–4). Working from `log r` keeps
 every log/exp stable at any ratio. Additive constants of f' are dropped: they do not change the
 flow's gradient.
 """

@@ -43,3 +43,8 @@ class ConfigMismatchError(UserError, ValueError):
 class DivergenceError(UserError, FloatingPointError):
     """Training or a flow diverged (a non-finite loss, gradient or sample, or an exploding
     estimator); the message names the settings to lower."""
+
+
+class FlagError(UserError, ValueError):
+    """A command-line flag that is unknown, missing, or has a value its type cannot take
+    (including a `--config.FIELD` that the config does not have)."""

@@ -1,4 +1,4 @@
-"""The particle flow (SPEC "Flow step", Eq. 9): x ← x − η ∇ₓ f'(r_θ(x)) + ν ξ.
+"""The particle flow (paper Eq. 9; docs/algorithm.md §5): x ← x − η ∇ₓ f'(r_θ(x)) + ν ξ.
 
 The flow is written over a *potential*: any function mapping a batch x of shape (B, ...) to
 per-sample scalars (B,). For FDRL the potential is f'(r_θ(x)) (`make_potential`); conditional

@@ -135,7 +135,7 @@ DISCRIMINATOR_INIT = "flax"
 
 
 def default_discriminator() -> nn.Module:
-    """The 2D estimator network (SPEC's MLP) as a discriminator, initialised as
+    """The 2D estimator network (`models/mlp.py`) as a discriminator, initialised as
     `DISCRIMINATOR_INIT`."""
     return MLP(param_init=DISCRIMINATOR_INIT)
 

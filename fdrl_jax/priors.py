@@ -1,4 +1,4 @@
-"""Priors q'(x) that the flow starts from (SPEC "Data-dependent prior", Eq. 8).
+"""Priors q'(x) that the flow starts from (paper Sec. 3.2, Eq. 8; docs/algorithm.md §8).
 
 A prior is a small pytree with a `sample(key, n)` method, so it can be passed into jitted
 functions as an argument (fitted statistics are data, not constants baked into the program).

@@ -366,4 +366,5 @@ if __name__ == "__main__":  # fdrl_jax.main with gs:// routed to the fake
 
     from fdrl_jax import main
 
+    main.define_flags()
     app.run(main.main, flags_parser=main._parse_flags)

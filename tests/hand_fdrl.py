@@ -26,7 +26,7 @@ def sigmoid(z):
 
 
 def fprime_slope(divergence: str, out: np.ndarray) -> np.ndarray:
-    """d f'(out) / d out, with f' a function of the net output (SPEC table)."""
+    """d f'(out) / d out, with f' a function of the net output (the paper's Table 2)."""
     if divergence == "chi2":  # f' = 2r (the net outputs r)
         return np.full_like(out, 2.0)
     if divergence == "kl":  # f' = log r (the net outputs log r, as for JS and logD)
@@ -38,10 +38,22 @@ def fprime_slope(divergence: str, out: np.ndarray) -> np.ndarray:
     raise ValueError(divergence)
 
 
-def flow(divergence: str, w: np.ndarray, b: float, x: np.ndarray, steps: int, eta: float):
-    """`steps` noise-free flow steps x ← x − η ∇ₓ f'(w·x + b)."""
-    for _ in range(steps):
+def flow(
+    divergence: str,
+    w: np.ndarray,
+    b: float,
+    x: np.ndarray,
+    steps: int,
+    eta: float,
+    nu: float = 0.0,
+    noise=None,
+):
+    """`steps` flow steps x ← x − η ∇ₓ f'(w·x + b) + ν ξ_k, with ξ_k = noise[k] (none when
+    ν = 0)."""
+    for k in range(steps):
         x = x - eta * fprime_slope(divergence, x @ w + b)[:, None] * w[None, :]
+        if nu:
+            x = x + nu * noise[k]
     return x
 
 

@@ -2,6 +2,7 @@
 subprocess's environment (without TensorFlow unless asked), and runs to copy."""
 
 import contextlib
+import importlib.metadata
 import os
 import shutil
 
@@ -94,3 +95,25 @@ def copy_run(run, tmp_path) -> tuple:
     copy = str(tmp_path / "run")
     shutil.copytree(wd, copy)
     return make_config(), copy
+
+
+def in_ci() -> bool:
+    """Whether the tests run in CI (`CI=true`, as CI services and `.ci/run` set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+_importorskip = pytest.importorskip
+
+
+def importorskip_in_ci(modname: str, *args, **kwargs):
+    """`pytest.importorskip`, except that in CI a package that is installed (its distribution
+    is there) but does not import fails the test instead of skipping it: a broken install of
+    an extra must not turn its tests into silent skips. A package that is not installed at
+    all still skips."""
+    try:
+        return _importorskip(modname, *args, **kwargs)
+    except pytest.skip.Exception as skip:
+        top = modname.split(".")[0]
+        if in_ci() and importlib.metadata.packages_distributions().get(top):
+            pytest.fail(f"CI: {modname} is installed but does not import ({skip})", pytrace=False)
+        raise

@@ -133,3 +133,24 @@ def test_sample_is_algorithm_2_by_hand():
         potential, jnp.asarray(x0), jax.random.PRNGKey(3), num_steps=steps, eta=eta, nu=0.0
     )
     np.testing.assert_allclose(got, flow("logd", w, b, x0, steps, eta), rtol=1e-5, atol=1e-5)
+
+
+def test_sample_noise_is_nu_times_a_standard_normal_at_any_eta():
+    # η ≠ 1 and ν ≠ 0 with separate roles: a slip such as η·ν·ξ or √ν·ξ changes every step.
+    rng = np.random.default_rng(2)
+    x0 = rng.normal(0.0, 1.5, (40, 2)).astype(np.float32)
+    w, b, steps, eta, nu = np.array([-0.7, 0.4]), 0.2, 5, 0.3, 0.05
+    model = nn.Dense(1)
+    params = {"params": {"kernel": jnp.asarray(w[:, None]), "bias": jnp.asarray([b])}}
+    potential = flows.make_potential(
+        lambda v, x: model.apply(v, x)[:, 0], params, divergences.kl_fprime
+    )
+    key = jax.random.PRNGKey(7)
+    # Step k draws its noise from fold_in(key, k) (flows.py).
+    noise = [
+        np.asarray(jax.random.normal(jax.random.fold_in(key, k), x0.shape)) for k in range(steps)
+    ]
+    got = algorithms.sample_from(potential, jnp.asarray(x0), key, num_steps=steps, eta=eta, nu=nu)
+    want = flow("kl", w, b, x0.astype(np.float64), steps, eta, nu, noise)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert np.abs(want - flow("kl", w, b, x0.astype(np.float64), steps, eta)).max() > 0.05

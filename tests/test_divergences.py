@@ -18,7 +18,7 @@ LOG_R = np.array([-80.0, -10.0, -1.0, 0.0, 0.5, 3.0, 10.0, 80.0])
 def test_fprimes_equal_closed_forms_up_to_constants():
     r = np.exp(np.clip(LOG_R, -30, 30)).astype(np.float64)
     lr = np.log(r)
-    # SPEC table: f'(r) and the constant each implementation drops.
+    # The paper's Table 2: f'(r) and the constant each implementation drops.
     np.testing.assert_allclose(
         dv.chi2_fprime(jnp.asarray(r, jnp.float32)) - 2.0, 2 * (r - 1), rtol=1e-5, atol=1e-5
     )

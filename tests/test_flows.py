@@ -40,6 +40,20 @@ def test_noise_has_the_expected_scale():
     np.testing.assert_allclose(np.std(np.asarray(xk)), 0.2, rtol=0.02)
 
 
+def test_flow_step_by_hand_with_noise_at_eta_and_nu_not_one():
+    # x ← x − η (x − m) + ν ξ_k, ξ_k = N(0, I) from fold_in(key, k); η = 0.3, ν = 0.05.
+    m, eta, nu, key = jnp.array([3.0, -1.0]), 0.3, 0.05, jax.random.PRNGKey(5)
+    x0 = jax.random.normal(jax.random.PRNGKey(0), (64, 2))
+    x = np.asarray(x0, np.float64)
+    for k in range(4):
+        xi = np.asarray(jax.random.normal(jax.random.fold_in(key, k), x0.shape))
+        x = x - eta * (x - np.asarray(m)) + nu * xi
+    np.testing.assert_allclose(fl.flow(_quadratic(m), x0, key, 4, eta=eta, nu=nu), x, atol=1e-5)
+    one = fl.flow_step(_quadratic(m), x0, jax.random.fold_in(key, 0), eta, nu)
+    xi0 = jax.random.normal(jax.random.fold_in(key, 0), x0.shape)
+    np.testing.assert_allclose(one, x0 - eta * (x0 - m) + nu * xi0, atol=1e-6)
+
+
 def test_flow_with_analytic_ratio_moves_particles_to_the_target():
     # KL flow with the exact ratio r = q_k/p for p = N(m, I), where q_k = N(mu_k, I) is the
     # particles' current law (mu_k their mean): the potential an ideal estimator provides.

@@ -1,4 +1,4 @@
-"""The image pipeline: sources, SPEC preprocessing, augmentation, and clear errors."""
+"""The image pipeline: sources, the paper's preprocessing, augmentation, and clear errors."""
 
 import io
 import os
@@ -129,6 +129,18 @@ def test_resize_and_crop_are_torchvisions_on_pil_images():
     # The config path: npz images through the church128 config's data section
     church_cfg = configlib.load_config(os.path.join(ROOT, "configs", "church128.py")).data
     assert church_cfg.keep_aspect is False and church_cfg.resize == church_cfg.size == 128
+
+
+def test_grey_npz_without_a_channel_axis_is_converted_to_rgb_and_says_so(tmp_path, caplog):
+    grey = np.random.default_rng(0).integers(0, 256, (5, 6, 6), dtype=np.uint8)  # (N, H, W)
+    np.savez(tmp_path / "g.npz", images=grey)
+    kept = build_data(data_cfg(name="npz", path=str(tmp_path / "g.npz")))
+    assert kept.shape == (6, 6, 1) and "converting" not in caplog.text
+    rgb = build_data(data_cfg(name="npz", path=str(tmp_path / "g.npz"), channels=3))
+    assert rgb.shape == (6, 6, 3)
+    for c in range(3):  # the grey value in every channel, nothing else changed
+        np.testing.assert_array_equal(np.asarray(rgb.images)[..., c], grey)
+    assert "data.channels = 3: converting 1-channel images to 3" in caplog.text
 
 
 def test_corrupt_file_is_reported_by_path_or_skipped_and_counted(tmp_path, caplog):

@@ -1,7 +1,7 @@
 """Checkpoints of the reference PyTorch implementation into our runs, ours out to .npz and to
 its layout (`python -m fdrl_jax.convert`).
 
-The reference side is simulated in torch: the SPEC nets in its layout
+The reference side is simulated in torch: our nets in its layout
 (`interop.reference_nets`), trained a few Adam steps with an EMA shadow of the whole state dict
 and saved with the same `torch.save` dict as its train_*.py; its prior is a pickled
 MultivariateNormal fitted as its dataset_setup.py does. Needs CPU torch (CI installs it).
@@ -97,7 +97,7 @@ def train_like_the_reference(net, shape, ref, path, steps=3, data_parallel=False
 
 
 def narrow(arch: str) -> dict:
-    """The SPEC arch with channels / 16 (at least 8): the same stages, blocks, strides and
+    """The arch with channels / 16 (at least 8): the same stages, blocks, strides and
     attention, small enough for CI."""
     spec = ARCHS[arch]
     return {
@@ -157,7 +157,7 @@ NETS = [(n, sn) for n in ("mlp", *sorted(ARCHS)) for sn in (False, True)]
 @pytest.mark.slow  # full-size nets in torch and JAX
 @pytest.mark.parametrize("net,sn", NETS)
 def test_imported_checkpoint_computes_what_the_torch_net_computes(net, sn, tmp_path):
-    """For every SPEC net, with and without spectral norm: a checkpoint saved as the reference
+    """For every net, with and without spectral norm: a checkpoint saved as the reference
     saves it (after some training, so the EMA differs from the weights and the spectral norms'
     vectors are not converged) imports into a train state whose live and EMA nets give the
     torch nets' outputs within 1e-4, with Adam's moments and the step."""
@@ -303,7 +303,7 @@ def test_config_differences_loss_is_an_error_the_rest_warnings():
      ("cat2dog.py", 64, "resnetshallow", True), ("church128.py", 128, "resnet", False)],
 )  # fmt: skip
 def test_exported_config_builds_the_same_net_in_the_reference(config_file, size, model, attention):
-    """Each image config exports to the reference config that selects the same SPEC net
+    """Each image config exports to the reference config that selects the same net
     (its get_model: by img_size, and `model` at 64²), which imports back without warnings."""
     config = configlib.load_config(os.path.join(ROOT, "configs", config_file))
     ref, warnings = reference_config.to_reference(config, (size, size, 3), "data")
@@ -401,7 +401,7 @@ def test_export_npz_round_trips_bit_equal(trained_run, tmp_path):
 
 @pytest.mark.slow
 def test_export_to_the_reference_loads_in_torch_and_imports_back_bit_equal(trained_run, tmp_path):
-    """The exported checkpoint loads into the torch SPEC net (every name and shape), computes
+    """The exported checkpoint loads into the torch net (every name and shape), computes
     our EMA net's outputs, and imports back into the same train state; the prior is the
     reference's pickled MultivariateNormal, in its pixel order."""
     config, wd, state = trained_run

@@ -47,14 +47,47 @@ def test_train_then_eval_on_the_command_line(tmp_path):
         (["--config=configs/swissroll.py:lr-xx"], "Unknown config argument 'lr-xx'"),
         (["--config=configs/nope.py"], "does not exist"),
         (["--config=configs/swissroll.py:smoke", "--mode=sample"], "train first"),
+        (["--config=configs/swissroll.py", "--config.flow.etaa=1"], 'Did you mean "eta"'),
+        (["--config=configs/swissroll.py", "--mode=nonsense"], "--mode=nonsense"),
+        ([], "--config is required"),
     ],
-    ids=["invalid-field", "unknown-argument", "no-config-file", "no-checkpoint"],
+    ids=[
+        "invalid-field",
+        "unknown-argument",
+        "no-config-file",
+        "no-checkpoint",
+        "unknown-field",
+        "unknown-mode",
+        "no-config",
+    ],
 )
 def test_a_user_error_is_its_message_alone_and_exit_status_2(tmp_path, args, message):
     proc = _run(*args, f"--workdir={tmp_path}")
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Error: " in proc.stderr and message in proc.stderr, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
+    if "--mode=sample" not in args:  # refused while parsing: nothing else is printed
+        assert proc.stderr.strip().count("\n") == 0, proc.stderr
+
+
+def test_convert_without_config_is_one_line_and_exit_status_2(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fdrl_jax.convert",
+            "--from=reference",
+            "model.pt",
+            f"--workdir={tmp_path}",
+        ],
+        cwd=ROOT,
+        env=env(devices=1),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip() == "Error: --from=reference needs --config and --workdir."
 
 
 def test_debug_shows_the_traceback(tmp_path):

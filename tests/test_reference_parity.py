@@ -1,7 +1,8 @@
-"""Our layers and SPEC nets compute what the reference's PyTorch ones compute.
+"""Our layers and the paper's nets compute what the reference's PyTorch ones compute.
 
 torch (CPU) is installed in CI for these and the FID parity tests; without it they skip.
-The torch nets are written from the SPEC in the reference's layout (`interop.reference_nets`);
+The torch nets are written from docs/networks.md in the reference's layout
+(`interop.reference_nets`);
 weights cross over through `interop.state_dict`, the same mapping checkpoint import uses.
 """
 
@@ -81,7 +82,7 @@ def test_self_attention_matches_torch():
     assert max_rel_err(out, nhwc(ref(nchw(x)))) <= 1e-5
 
 
-# (in, out, kernel size; 0 = dense, bias): the SPEC nets' layer shapes
+# (in, out, kernel size; 0 = dense, bias): the nets' layer shapes
 LAYERS = [
     (3, 128, 3, False),  # stem
     (128, 256, 3, False),  # strided 3×3
@@ -161,7 +162,7 @@ def _exact_singular_vectors(net) -> None:
 def test_spec_nets_match_torch_and_start_with_its_gradient_scale(arch, sn):
     """Same weights: same outputs and input gradients (what the flow follows). Fresh inits:
     input gradients of the same size, so the first flows move particles as far."""
-    x = images((2, 32, 32, 3))  # every SPEC net runs at any size; 32² keeps this fast
+    x = images((2, 32, 32, 3))  # every net of models.ARCHS runs at any size; 32² keeps this fast
     ours = ResNetEstimator(arch=arch, spectral_norm=sn)
     # compiled once each (run op by op, a full-size net's gradient takes seconds to dispatch)
     init = jax.jit(lambda key: converge_spectral_norms(dict(ours.init(key, jnp.asarray(x[:1])))))

@@ -10,7 +10,7 @@ from fdrl_jax.models import ARCHS, ResNetEstimator
 
 
 def spec_param_count(arch: str, in_channels: int = 3) -> int:
-    """From SPEC Table 3: conv3×3 = 9·cin·cout, 1×1 shortcut = cin·cout (shape changes), no
+    """From the paper's Table 3: conv3×3 = 9·cin·cout, 1×1 shortcut = cin·cout (shape changes), no
     conv bias; SAGAN attention = 4·C·C/8 + biases 3·C/8 + C, + γ; head Dense(1) = C + 1."""
     a = ARCHS[arch]
     n, c = 9 * in_channels * a["stem"], a["stem"]
@@ -73,7 +73,7 @@ def test_spectral_norm_bounds_each_layer_and_updates_only_when_asked():
     sigma = np.linalg.svd(np.asarray(w), compute_uv=False)[0]
     stats = jax.tree.leaves(v["batch_stats"])
     assert any(np.isclose(float(np.squeeze(s)), sigma, rtol=1e-3) for s in stats if s.size == 1)
-    model = ResNetEstimator(arch="cat2dog")  # spectral norm on, as in the SPEC
+    model = ResNetEstimator(arch="cat2dog")  # spectral norm on, as in the paper
     xs = jnp.zeros((1, 32, 32, 3))
     mv = model.init(jax.random.PRNGKey(0), xs, update_stats=True)
     _, fixed = model.apply(mv, xs, update_stats=False, mutable=["batch_stats"])

@@ -1,4 +1,4 @@
-"""The real TFDS source on `tfds.testing.mock_data` (no download): the SPEC preprocessing of
+"""The real TFDS source on `tfds.testing.mock_data` (no download): the paper's preprocessing of
 cifar10, celeb_a and lsun/church_outdoor into a few training steps, labels, and the error for
 a dataset that is not prepared. Training without TensorFlow is tested in test_no_tensorflow.py.
 """
@@ -52,7 +52,7 @@ def test_mock_tfds_through_spec_preprocessing_into_training(name, tmp_path):
         data = build_data(config.data)
         raw = _raw(name, NUM)
         assert data.shape == CONFIGS[name][1] and len(data) == NUM
-        # The SPEC preprocessing of each example, as PIL does it (celeb_a: crop 140 -> 64;
+        # The paper's preprocessing of each example, as PIL does it (celeb_a: crop 140 -> 64;
         # lsun: the mock's small images of mixed sizes, both sides to 128).
         args = images.preprocess_args(config.data)
         for i in (0, NUM - 1):

@@ -57,7 +57,8 @@ def data_fields(name: str, names=data.DATASETS, kind: str = "dataset") -> dict:
         "resize": integer(0, 0, 65_536),
         "keep_aspect": boolean(True),
         "size": integer(0, 0, 65_536),
-        "channels": Field(0, lambda v: v in (0, 1, 3) and type(v) is int, "0, 1 or 3"),  # 0: kept
+        # 0: as the data has them; 1 or 3: converted to that many (the log says so)
+        "channels": Field(0, lambda v: v in (0, 1, 3) and type(v) is int, "0, 1 or 3"),
         "flip": boolean(True),  # random horizontal flips of training batches
         "dequant_std": number(0.03, *_NON_NEGATIVE),  # Gaussian dequantisation noise (training)
         "skip_bad_files": boolean(False),  # folder: skip (and count) unreadable files
@@ -117,7 +118,7 @@ SCHEMA = {
         "name": registered("mlp", models.MODELS, "model"),  # mlp | resnet
         "hidden": integer(64, 1, 65_536),  # mlp
         "num_hidden_layers": integer(3, 0, 64),  # mlp
-        # resnet: a network of SPEC Table 3 (models/resnet.py ARCHS) ... or override its parts
+        # resnet: a network of the paper's Table 3 (models/resnet.py ARCHS) ... or its parts
         "arch": string("cifar10", "a ResNet name from models.ARCHS, or ''"),
         "stem": optional(None, lambda v: type(v) is int and v >= 1, "a channel count >= 1", int),
         "stages": optional(

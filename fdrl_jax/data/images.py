@@ -1,14 +1,14 @@
-"""Image datasets (SPEC "Datasets and preprocessing") as device-resident, jittable samplers.
+"""Image datasets (docs/settings.md) as device-resident, jittable samplers.
 
 Loading (host, once): the images are read from their source, center-cropped / resized as the
-SPEC says for each dataset and kept as uint8 (N, H, W, C). Sampling (device, every step, inside
-the jitted train step): draw indices, random horizontal flip, scale to [-1, 1], add Gaussian
-dequantisation noise σ = 0.03. Keeping the uint8 set on the device means the accelerator never
-waits on the host between steps, the draw is deterministic for the step's key, and on a mesh
-each device gathers only its own shard of the batch. The cost is device memory: 150 MB for
-CIFAR-10, 6.2 GB for LSUN Church at 128² (per device). Sets too large for that are kept on the
-host and streamed instead (`data/streaming.py`, selected by `data.pipeline`), with the same
-batches.
+paper and the authors' code do for each dataset and kept as uint8 (N, H, W, C). Sampling
+(device, every step, inside the jitted train step): draw indices, random horizontal flip, scale
+to [-1, 1], add Gaussian dequantisation noise σ = 0.03. Keeping the uint8 set on the device
+means the accelerator never waits on the host between steps, the draw is deterministic for the
+step's key, and on a mesh each device gathers only its own shard of the batch. The cost is
+device memory: 150 MB for CIFAR-10, 6.2 GB for LSUN Church at 128² (per device). Sets too large
+for that are kept on the host and streamed instead (`data/streaming.py`, selected by
+`data.pipeline`), with the same batches.
 
 Sources: `digits` (scikit-learn's 8×8 handwritten digits, shipped with scikit-learn), `npz`
 (uint8 NHWC with optional labels, or JPEGs in `{split}_jpeg` + `{split}_offsets`), `folder`
@@ -42,7 +42,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".
 
 @struct.dataclass
 class ImageData:
-    """A finite image set (uint8, NHWC) with the SPEC's training-time augmentation."""
+    """A finite image set (uint8, NHWC) with the training-time augmentation (flips,
+    dequantisation)."""
 
     images: Array  # (N, H, W, C) uint8
     labels: Array  # (N,) int32; all -1 when the source has none
@@ -81,7 +82,7 @@ def split_sample_key(key: Array) -> tuple[Array, Array]:
 
 
 def augment(images: Array, key: Array, flip: bool = True, dequant_std: float = 0.03) -> Array:
-    """uint8 (n, H, W, C) -> the SPEC's training batch: random horizontal flips, [-1, 1],
+    """uint8 (n, H, W, C) -> a training batch: random horizontal flips, [-1, 1],
     Gaussian dequantisation noise (no clamp). `key` is `split_sample_key`'s second key."""
     k_flip, k_noise = key[0], key[1]
     x = to_unit_range(images)
@@ -108,7 +109,7 @@ def to_uint8(x) -> np.ndarray:
 
 
 def preprocess(img, crop_first: int = 0, resize: int = 0, size: int = 0, keep_aspect: bool = True):
-    """SPEC preprocessing of one PIL image, as the reference's torchvision transforms on PIL
+    """The preprocessing of one PIL image, as the reference's torchvision transforms on PIL
     images: center crop `crop_first` (CelebA: 140); resize (bilinear, antialiased: PIL's
     BILINEAR filter widens with the scale when shrinking) the shorter side to `resize`, the
     longer to int(resize · long / short) as `transforms.Resize(int)` does, or with
@@ -175,6 +176,14 @@ def _process_array(x: np.ndarray, cfg) -> np.ndarray:
             "array to uint8 (N, H, W, C) with C = 1 or 3."
         )
     channels = cfg.get("channels", 0) or x.shape[-1]
+    if channels != x.shape[-1]:  # a stated conversion, not a silent one
+        logging.warning(
+            "data.channels = %d: converting %d-channel images to %d channel(s) (%s)",
+            channels,
+            x.shape[-1],
+            channels,
+            "grey copied to R, G and B" if channels == 3 else "PIL's luma L = 0.299R+0.587G+0.114B",
+        )
     same_size = size == 0 or x.shape[1:3] == (size, size)
     if not (crop_first or resize) and same_size and channels == x.shape[-1]:
         return x  # nothing to do: skip the per-image round trip through PIL

@@ -90,9 +90,10 @@ def choose_pipeline(cfg, nbytes: int, device=None) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class HostImageData:
-    """A finite image set (uint8 NHWC, on the host; a np.memmap works) with the SPEC's
-    augmentation. The same interface as `images.ImageData`, but not a pytree: training draws
-    from it through a `BatchStream`, and `sample` runs eagerly (outside jit)."""
+    """A finite image set (uint8 NHWC, on the host; a np.memmap works) with the training
+    augmentation (flips, dequantisation). The same interface as `images.ImageData`, but not a
+    pytree: training draws from it through a `BatchStream`, and `sample` runs eagerly (outside
+    jit)."""
 
     images: np.ndarray  # (N, H, W, C) uint8
     labels: np.ndarray  # (N,) int32; all -1 when the source has none

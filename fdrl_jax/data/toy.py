@@ -1,4 +1,4 @@
-"""2D toy distributions of the SPEC and user point clouds, as jittable samplers.
+"""The paper's 2D toy distributions (docs/settings.md) and user point clouds, as jittable samplers.
 
 Each source has `sample(key, n) -> (n, D)` (pure, usable inside the jitted train step, so the
 data draw is deterministic for a step's key) and `shape` (the event shape).

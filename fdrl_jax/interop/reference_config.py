@@ -33,7 +33,7 @@ SETTINGS = (
     ("n_epochs", "train.num_steps"),
     ("train_batch_size", "train.batch_size"),
 )
-# (img_size, `model`, the SPEC arch its get_model builds; `model` is read at 64² only)
+# (img_size, `model`, the arch of ours its get_model builds; `model` is read at 64² only)
 _REFERENCE_ARCHS = (
     (32, "resnet", "cifar10"),
     (64, "resnet", "celeba64"),

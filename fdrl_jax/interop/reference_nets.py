@@ -1,6 +1,6 @@
-"""The SPEC's estimators in PyTorch, laid out as the reference implementation's state dict.
+"""The estimators of `models/` in PyTorch, laid out as the reference implementation's state dict.
 
-Written from the SPEC ("Networks"), with the reference's module names: `conv1`,
+Written from the networks described in docs/networks.md, with the reference's module names: `conv1`,
 `layer{i}.{j}.conv1 / conv2 / shortcut_conv` (stages from 1, blocks from 0),
 `self_attn_module.{query,key,value,self_att}` and `.gamma`, `linear`; the MLP is `mlp.0 ...
 mlp.8`. Spectral norm is `torch.nn.utils.spectral_norm` (`weight_orig`, `weight_u`,

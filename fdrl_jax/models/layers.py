@@ -1,14 +1,14 @@
-"""Conv and dense layers with the reference implementation's semantics (SPEC "Networks").
+"""Conv and dense layers with the reference implementation's semantics (docs/networks.md).
 
 The flow follows ∇ₓ of the estimator, so layer details that look cosmetic change training:
 - padding: a k×k conv pads (k − 1)/2 pixels on every side, as PyTorch's `padding=1` does for
   3×3. Flax's "SAME" pads (0, 1) at stride 2, which would sample the strided 3×3 branch one
   pixel away from the 1×1 shortcut in every downsampling block;
-- initialisation (`param_init`): "torch" (the default of the SPEC estimators) is PyTorch's
+- initialisation (`param_init`): "torch" (the estimators' default) is PyTorch's
   default for Conv2d and Linear: weights U(±1/√fan_in) (kaiming-uniform, a = √5) and biases
   U(±1/√fan_in), fan_in = in_channels·kh·kw. "flax" is Flax's default (lecun-normal weights,
   zero biases): √3× larger weights per layer, which compounds over a deep net without
-  normalisation (37–98× larger input gradients at initialisation on the SPEC's ResNets).
+  normalisation (40–103× larger input gradients at initialisation on the image ResNets).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The MLP estimator for 2D / vector data (SPEC Table 3): D→64, 3×(64→64), 64→1.
+"""The MLP estimator for 2D / vector data (paper Appendix B, the authors' toy configuration):
+D→64, 3×(64→64), 64→1.
 
 Images are flattened. Layers are initialised as PyTorch's `nn.Linear` by default
 (`param_init`, see `layers.py`). Optional spectral normalisation of every layer (state in

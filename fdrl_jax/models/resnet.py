@@ -1,4 +1,5 @@
-"""ResNet density-ratio estimators for images (SPEC Table 3), computing what the reference's do.
+"""ResNet density-ratio estimators for images (paper Table 3; docs/networks.md), computing what
+the reference's do.
 
 LeakyReLU(0.2), no normalisation, no conv bias. BasicBlock: conv3×3(stride s) → act → conv3×3
 → + shortcut (1×1 conv, stride s, when the shape changes) → act. Stem conv3×3 → act; head:
@@ -120,8 +121,8 @@ class SelfAttention(nn.Module):
 
 
 class ResNetEstimator(nn.Module):
-    """Images (B, H, W, C) -> one scalar per image (B,). `arch` names a SPEC network; the other
-    fields override it (or define a custom one when arch is ""). `conv_grad`: how the convs'
+    """Images (B, H, W, C) -> one scalar per image (B,). `arch` names a network of `ARCHS`; the
+    other fields override it (or define a custom one when arch is ""). `conv_grad`: how the convs'
     input gradients are emitted (`conv_vjp`; "auto" is fast inside XLA:CPU loops)."""
 
     arch: str = "cifar10"
