@@ -50,6 +50,8 @@ NOT_RUN = (
     ("--from=reference", "a checkpoint of the authors' code"),
     ("runs/cifar10_ref", "the run imported from that checkpoint"),
     ("inception_v3_google", "torchvision's Inception weights, downloaded by hand"),
+    ("tv_inception.npz", "those weights converted"),
+    ("ROOT/", "the Cat2dog folders, downloaded by hand"),
     ("--coordinator_address", "several hosts"),
 )
 if importlib.util.find_spec("torch") is None:
