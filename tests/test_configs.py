@@ -51,6 +51,36 @@ def test_the_toys_paper_argument_is_the_papers_2d_settings(name):
     assert cpu.train.num_steps < paper.train.num_steps and cpu.flow.kappa == 0
 
 
+def test_the_cifar10_cpu_argument_is_a_16px_narrow_run(tmp_path):
+    """`cifar10.py:cpu`: the CPU-scale CIFAR-10 setting; its network takes 16² images (32² JPEG
+    layout data resized) and the full data-dependent prior is fitted at that size."""
+    config = load(os.path.join(ROOT, "configs", "cifar10.py"), "cpu")
+    assert (config.data.size, config.data.resize) == (16, 16)
+    assert (config.model.stem, config.model.stages) == (
+        32,
+        ((32, 1, 1), (64, 1, 2), (64, 1, 2), (64, 1, 2)),
+    )
+    assert (config.loss, config.divergence, config.prior.name, config.prior.form) == (
+        "lsif",
+        "chi2",
+        "ddp",
+        "full",
+    )
+    assert (config.flow.num_steps, config.flow.kappa, config.flow.eta) == (20, 5, 3.0)
+    assert (config.optim.lr, config.optim.decay_steps) == (2e-4, ())
+    assert (config.train.batch_size, config.train.num_steps) == (64, 1_000)
+    assert (config.eval.num_samples, config.eval.reference_samples) == (2_000, 5_000)
+    assert config.eval.fid_lengths == (0, 10, 25)
+    images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "tiny.npz", images=images)
+    config.data.name, config.data.path = "npz", str(tmp_path / "tiny.npz")
+    exp = build_experiment(config)
+    assert exp.shape == (16, 16, 3)
+    x = exp.prior.sample(jax.random.PRNGKey(0), 4)
+    variables = exp.model.init(jax.random.PRNGKey(1), x)
+    assert np.all(np.isfinite(np.asarray(exp.model.apply(variables, x))))
+
+
 SMOKE = [p for p in CONFIGS if os.path.basename(p) != "default.py"]
 
 
