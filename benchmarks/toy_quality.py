@@ -219,6 +219,7 @@ def figure(rows: list[dict], datasets: list[str], pairings: list[str], out: str,
                 ax.set_title("data" if i == 0 else "", fontsize=8)
                 continue
             if r is None:
+                ax.set_title(f"{name}: not run" if i == 0 else "not run", fontsize=8)
                 continue
             x = np.load(os.path.join(r["workdir"], "eval", "samples.npz"))["samples"]
             ax.scatter(x[:, 0], x[:, 1], s=0.3, c="tab:blue")
