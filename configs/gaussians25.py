@@ -1,32 +1,15 @@
 """25 Gaussians on a 5×5 grid at 2·{-2..2} (std 0.05), divided by 2.828.
 
 Arguments (comma-separated, e.g. `:lr-kl,paper`): a pairing (`lsif-chi2`, the default;
-`lr-kl`, `lr-js`, `lr-logd`); `paper`: the paper's 2D settings (the defaults: 20k steps of
-batch 1024, K = 200, η = 1, lr 5e-5 × 0.1 at 5k / 10k / 15k; about an hour on a 2-core CPU)
-instead of the CPU settings below; `smoke`: a seconds-long run.
+`lr-kl`, `lr-js`, `lr-logd`); `paper`: the paper's 2D settings and flow (the defaults: 20k
+steps of batch 1024, K = 200, η = 1, lr 5e-5 × 0.1 at 5k / 10k / 15k; about an hour on a
+2-core CPU) instead of `configlib.TOY_CPU`, the CPU settings every toy, point cloud and
+pairing shares (12k steps of batch 512, K = 100, η = 0.2 / f''(1), lr 2e-4; below); `smoke`:
+a seconds-long run.
 """
 
 from fdrl_jax import configlib
 from fdrl_jax.configlib import PAIRINGS, choice
-
-# Minutes on a 2-core CPU, to the quality of the paper's settings (benchmarks/RESULTS.md).
-# 25 modes take the estimator longer to resolve: at 6k steps and lr 5e-5 it stayed at chance
-# while the samples were still radial streaks. η = 1 overshoots the sharp modes.
-CPU = {
-    "lr": {
-        "train.num_steps": 12_000,
-        "optim.lr": 2e-4,
-        "optim.decay_steps": (8_000, 10_000),
-        "flow.eta": 0.1,
-    },
-    "lsif": {  # at lr 2e-4 it drifted after ~11k steps; slower and longer
-        "train.num_steps": 16_000,
-        "optim.lr": 1e-4,
-        "optim.decay_steps": (12_000, 14_000),
-        "flow.eta": 0.05,  # LSIF's unbounded r makes the flow stiffer
-    },
-}
-CPU_BOTH = {"train.batch_size": 512, "train.sample_every": 2_000, "flow.num_steps": 200}
 
 
 def get_config(arg=None):
@@ -36,7 +19,10 @@ def get_config(arg=None):
     c.loss, c.divergence = PAIRINGS[arg.pairing]
     c.flow.kappa = 0  # samples after K steps, as the authors' toy code
     if not arg.paper:
-        configlib.override(c, {**CPU_BOTH, **CPU[c.loss]})
+        # the same for every shape and pairing, e.g. --config.data.name=points as well:
+        # 12k steps of batch 512, lr 2e-4 (× 0.1 at 8k, 10k), K = 100, η = 0.2 divided by
+        # f''(1) (flow.normalise_eta), ν = 0.01
+        configlib.override(c, configlib.TOY_CPU)
     if arg.smoke:
         configlib.smoke(c)
     return c

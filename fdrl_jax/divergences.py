@@ -47,6 +47,11 @@ FPRIMES: dict[str, Callable[[Array], Array]] = {
     "logd": logd_fprime,
 }
 
+# f''(1) of each divergence. Near q = p every f-divergence is f''(1)/2 times Pearson χ², and
+# its flow's force ∇f'(r) = f''(r) ∇r is f''(1) ∇r: η / f''(1) gives every pairing the same
+# steps there (`flows.step_size`).
+CURVATURE_AT_ONE: dict[str, float] = {"chi2": 2.0, "kl": 1.0, "js": 0.5, "logd": 0.5}
+
 # What each f' expects the network to output.
 FPRIME_INPUT: dict[str, str] = {
     "chi2": "ratio",

@@ -5,6 +5,10 @@ per-sample scalars (B,). For FDRL the potential is f'(r_θ(x)) (`make_potential`
 sampling and DGflow compose other terms into it. Because each sample's potential depends on that
 sample alone, the gradient of the batch sum is the per-sample gradient.
 
+`step_size` is the η a config's flow takes: `flow.eta`, or with `flow.normalise_eta` (off in
+the paper) `flow.eta` / f''(1) of the divergence, so every pairing moves particles alike near
+q = p (χ² at half, JS and logD at twice the KL flow's η) and η means the same for all four.
+
 Noise at step k is drawn from `fold_in(key, k)`, so a flow split into segments (to record a
 trajectory or to continue from K to K+κ) draws exactly the numbers an unsplit flow draws.
 The number of steps may be a run-time value (a while loop), so a program compiled once runs
@@ -19,12 +23,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fdrl_jax.divergences import CURVATURE_AT_ONE
 from fdrl_jax.models import apply_spectral_norms
 
 Array = jax.Array
 Potential = Callable[[Array], Array]
 # A step count: a Python int (static) or an int scalar array (a run-time value under jit).
 Steps = int | Array
+
+
+def step_size(eta: float, divergence: str, normalise: bool) -> float:
+    """The flow's η for `divergence`: `eta`, or `eta` / f''(1) when `normalise` (config
+    `flow.normalise_eta`)."""
+    return eta / CURVATURE_AT_ONE[divergence] if normalise else eta
+
+
+def config_step_size(config) -> float:
+    """`step_size` of a run's config (its `flow.eta`, `divergence`, `flow.normalise_eta`)."""
+    return step_size(config.flow.eta, config.divergence, config.flow.normalise_eta)
 
 
 def make_potential(

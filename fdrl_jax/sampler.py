@@ -76,7 +76,7 @@ class Sampler:
         constrain = (lambda x: x) if mesh is None else parallel.batch_constraint(mesh)
         build = potential or fdrl_potential(exp)
         clip = c.sample.clip_output if clip_output is None else clip_output
-        flow_settings = {"eta": c.flow.eta, "nu": c.flow.nu, "clip_output": clip}
+        flow_settings = {"eta": flows.config_step_size(c), "nu": c.flow.nu, "clip_output": clip}
 
         def from_prior(variables, prior, key, labels, n, steps, marks):
             labels = None if labels is None else constrain(labels)

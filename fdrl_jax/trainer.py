@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from fdrl_jax import algorithms, parallel
+from fdrl_jax import algorithms, flows, parallel
 from fdrl_jax.algorithms import TrainState
 from fdrl_jax.data import streaming
 from fdrl_jax.experiment import STREAM_DATA, STREAM_INIT, STREAM_TRAIN, Experiment, stream_key
@@ -50,7 +50,7 @@ def make_train_step(exp: Experiment, mesh=None) -> StepFn:
         fprime=exp.fprime,
         loss_fn=exp.loss_fn,
         num_flow_steps=0 if c.stale_estimator else c.flow.num_steps,
-        eta=c.flow.eta,
+        eta=flows.config_step_size(c),
         nu=c.flow.nu,
         ema_decay=c.train.ema_decay,
         clip_prior=c.prior.clip,

@@ -1,6 +1,7 @@
 """Every shipped config (`configs/*.py`): it loads and validates with each pairing, its `paper`
-argument (and cifar10's `uniform`) is the authors' settings field by field, and its smoke
-variant trains and samples."""
+argument (and cifar10's `uniform`) is the authors' settings field by field, the toys share one
+table of CPU settings for every pairing (`configlib.TOY_CPU`), and its smoke variant trains
+and samples."""
 
 import glob
 import math
@@ -79,6 +80,26 @@ def test_the_cifar10_cpu_argument_is_a_16px_narrow_run(tmp_path):
     x = exp.prior.sample(jax.random.PRNGKey(0), 4)
     variables = exp.model.init(jax.random.PRNGKey(1), x)
     assert np.all(np.isfinite(np.asarray(exp.model.apply(variables, x))))
+
+
+def test_every_toy_pairing_and_point_cloud_gets_the_one_cpu_table():
+    """No per-shape or per-pairing values: the three toys resolve to `configlib.TOY_CPU`'s
+    values with each pairing (a point cloud trains with a toy file and `data.name=points`)."""
+    assert configlib.TOY_CPU["flow.normalise_eta"] is True
+    for name in TOYS:
+        for arg in ("lsif-chi2", "lr-kl", "lr-js", "lr-logd"):
+            flat = configlib.flatten(load(os.path.join(ROOT, "configs", name), arg).to_dict())
+            assert {k: flat[k] for k in configlib.TOY_CPU} == configlib.TOY_CPU, (name, arg)
+            assert flat["flow.kappa"] == 0
+
+
+@pytest.mark.parametrize("name", TOYS)
+def test_the_paper_argument_and_the_image_configs_keep_the_papers_flow(name):
+    paper = load(os.path.join(ROOT, "configs", name), "lr-js,paper")
+    assert paper.flow.normalise_eta is False and paper.flow.eta == 1.0
+    for path in CONFIGS:
+        if load(path).data.name in IMAGE_SOURCES:
+            assert load(path).flow.normalise_eta is False, path
 
 
 SMOKE = [p for p in CONFIGS if os.path.basename(p) != "default.py"]

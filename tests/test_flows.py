@@ -1,5 +1,6 @@
 """The particle flow (`flows.py`): closed forms, the noise scale, an ideal estimator's flow,
-split and recorded flows, stopped gradients, and one compiled program for every length."""
+split and recorded flows, stopped gradients, one compiled program for every length, and the
+step size per divergence (`flow.normalise_eta`) on an analytic ratio."""
 
 import chex
 import jax
@@ -7,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from fdrl_jax import divergences
 from fdrl_jax import flows as fl
 
 
@@ -165,3 +167,24 @@ def test_static_record_at_out_of_range_is_rejected():
             0.0,
             record_at=(0, 4),
         )
+
+
+def test_normalised_steps_of_every_pairing_agree_where_the_ratio_is_one():
+    # log r(x) = a·x + c is the ratio of N(μ, I) to N(m, I) (a = μ − m). With η / f''(1),
+    # every pairing's drift is −η ∇ log r = −η a where r = 1, and away from it each keeps
+    # its own weight r f''(r) / f''(1): χ² r, KL 1, JS 2/(1+r), logD 2r/(1+r).
+    a, c, eta = jnp.array([0.3, -0.4]), 0.1, 0.2
+    x = jax.random.normal(jax.random.PRNGKey(0), (256, 2))
+    x = x.at[:8].set(x[:8] - ((x[:8] @ a + c) / jnp.sum(a**2))[:, None] * a)  # r = 1 there
+    r = np.exp(np.asarray(x @ a + c, np.float64))
+    weights = {"chi2": r, "kl": np.ones_like(r), "js": 2 / (1 + r), "logd": 2 * r / (1 + r)}
+    for div, weight in weights.items():
+        out = (lambda y: jnp.exp(y @ a + c)) if div == "chi2" else (lambda y: y @ a + c)
+        pot = fl.make_potential(lambda p, y, out=out: out(y), None, divergences.FPRIMES[div])
+        step = fl.step_size(eta, div, normalise=True)
+        got = fl.flow(pot, x, jax.random.PRNGKey(1), 1, step, 0.0) - x
+        want = -eta * weight[:, None] * np.asarray(a)[None]
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7, err_msg=div)
+        np.testing.assert_allclose(got[:8], np.broadcast_to(-eta * a, (8, 2)), rtol=1e-4)
+        assert fl.step_size(eta, div, normalise=False) == eta  # off: the paper's flow
+    assert fl.step_size(eta, "chi2", True) == eta / 2 and fl.step_size(eta, "js", True) == 2 * eta

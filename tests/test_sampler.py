@@ -25,20 +25,23 @@ def test_the_sampler_flows_k_plus_kappa_steps_with_the_configs_settings(smoke_co
     c = smoke_config
     c.loss, c.divergence = "lr", "logd"
     c.flow.num_steps, c.flow.kappa, c.flow.eta, c.flow.nu = 6, 3, 0.3, 0.05
+    c.flow.normalise_eta = True  # logD: the flow's η is 0.3 / f''(1) = 0.6
     c.prior.clip = c.sample.clip_output = True
     c.prior.std = 2.0  # the clamps cut into the prior's draws and into the samples
     exp = build_experiment(c)
     variables = trainer.initial_state(exp).variables
     key = jax.random.PRNGKey(5)
 
-    def direct(num_steps):
+    potential = flows.make_potential(exp.apply_fn, variables, divergences.logd_fprime)
+
+    def direct(num_steps, eta=0.6):
         return algorithms.sample(
-            flows.make_potential(exp.apply_fn, variables, divergences.logd_fprime),
+            potential,
             exp.prior,
             key,
             64,
             num_steps=num_steps,
-            eta=0.3,
+            eta=eta,
             nu=0.05,
             clip_prior=True,
             clip_output=True,
@@ -47,7 +50,17 @@ def test_the_sampler_flows_k_plus_kappa_steps_with_the_configs_settings(smoke_co
     got = np.asarray(Sampler(exp)(variables, key, 64))
     np.testing.assert_allclose(got, direct(9), rtol=1e-5, atol=1e-6)
     assert not np.allclose(got, direct(6), atol=1e-4)  # K alone is not enough
+    assert not np.allclose(got, direct(9, eta=0.3), atol=1e-4)  # nor η as given
     assert got.min() >= -1 and got.max() <= 1
+    # From given points (translation) the same η: 0.6
+    x0 = 0.5 * jax.random.normal(jax.random.PRNGKey(6), (16, 2))
+    kw = {"num_steps": 9, "nu": 0.05, "clip_output": True}
+    np.testing.assert_allclose(
+        Sampler(exp).flow(variables, x0, key),
+        algorithms.sample_from(potential, x0, key, eta=0.6, **kw),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_one_compiled_sampler_serves_every_length(exp_and_variables):

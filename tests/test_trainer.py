@@ -35,6 +35,7 @@ def test_the_step_runs_train_step_with_the_configs_settings(smoke_config):
     c = smoke_config
     c.loss, c.divergence = "lr", "js"
     c.flow.num_steps, c.flow.eta, c.flow.nu = 7, 0.3, 0.05
+    c.flow.normalise_eta = True  # JS: the flow's η is 0.3 / f''(1) = 0.6
     c.train.ema_decay, c.optim.lr, c.optim.b1 = 0.7, 3e-3, 0.8
     c.prior.std = 0.5
     exp = build_experiment(c)
@@ -53,7 +54,7 @@ def test_the_step_runs_train_step_with_the_configs_settings(smoke_config):
             fprime=divergences.js_fprime,
             loss_fn=divergences.lr_loss,
             num_flow_steps=7,
-            eta=0.3,
+            eta=0.6,
             nu=0.05,
             ema_decay=0.7,
         )

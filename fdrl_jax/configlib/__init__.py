@@ -10,6 +10,7 @@ from fdrl_jax.configlib.defaults import data_fields, default_config, validate, v
 from fdrl_jax.configlib.fields import flatten, override, set_path
 from fdrl_jax.configlib.presets import (
     PAIRINGS,
+    TOY_CPU,
     Choice,
     choice,
     image_config,
@@ -20,6 +21,7 @@ from fdrl_jax.configlib.presets import (
 
 __all__ = [
     "PAIRINGS",
+    "TOY_CPU",
     "Choice",
     "choice",
     "data_fields",

@@ -139,6 +139,10 @@ SCHEMA = {
         "kappa": integer(20, 0, 10**6),  # extra steps at sampling time (K + κ)
         "eta": number(1.0, *_POSITIVE),
         "nu": number(0.01, *_NON_NEGATIVE),
+        # Divide η by f''(1) of the divergence (χ² 2, KL 1, JS and logD 1/2): every pairing
+        # then takes the KL flow's steps where the ratio is near 1 (flows.step_size). Off:
+        # the paper's flow, η as given.
+        "normalise_eta": boolean(False),
     },
     "optim": {  # Adam, lr × decay_factor at each of decay_steps
         "lr": number(5e-5, *_POSITIVE),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from fdrl_jax.flows import config_step_size
 from fdrl_jax.models import ARCHS
 
 LOSSES = {"LSIF": "lsif", "LR": "lr", "KL": "kliep"}
@@ -50,6 +51,8 @@ def _reference_arch(size, model) -> str | None:
 
 
 def _get(config, dotted: str):
+    if dotted == "flow.eta":  # the η the flow takes (flow.normalise_eta divides it)
+        return config_step_size(config)
     for part in dotted.split("."):
         config = config[part]
     return config
@@ -186,7 +189,7 @@ def to_reference(config, shape: tuple[int, ...], dataset: str) -> tuple[dict, li
         "dataset": dataset,
         "loss_function": losses[config.loss],
         "f_divergence": divergences[config.divergence],
-        "eta": float(config.flow.eta),
+        "eta": float(config_step_size(config)),
         "noise_factor": float(config.flow.nu),
         "n_flow_steps": int(config.flow.num_steps),
         "ema": True,
