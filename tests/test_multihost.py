@@ -223,7 +223,8 @@ def test_processes_with_different_configs_stop_at_start_up(tmp_path, capsys):
         log = job.log(i)
         # a user error: the message alone, exit status 2
         assert rc == 2 and "Error: The processes of this run were started with" in log, log[-3000:]
-        assert "process 1 differs from process 0 in: config.flow.eta (0.1 vs 0.5)" in log
+        eta = configlib.load_config(configs("swissroll.py:smoke")).flow.eta
+        assert f"process 1 differs from process 0 in: config.flow.eta ({eta} vs 0.5)" in log
         assert "Traceback" not in log
     assert not os.path.exists(os.path.join(wd, "checkpoints"))  # stopped before training
     _report(
