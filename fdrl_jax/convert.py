@@ -67,12 +67,7 @@ def define_flags(
         "to write it.",
         flag_values=flag_values,
     )
-    flags.DEFINE_bool(
-        "debug",
-        False,
-        "Show the traceback of user errors too (also FDRL_DEBUG=1).",
-        flag_values=flag_values,
-    )
+    cli.define_debug_flag(flag_values)
 
 
 FLAGS = flags.FLAGS  # defined by `define_flags()` when run as the command

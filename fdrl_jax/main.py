@@ -89,12 +89,7 @@ def define_flags(
         "and the others exit (status 75) instead of waiting in a collective; 0 = off.",
         flag_values=flag_values,
     )
-    flags.DEFINE_bool(
-        "debug",
-        False,
-        "Show the traceback of user errors too (also FDRL_DEBUG=1).",
-        flag_values=flag_values,
-    )
+    cli.define_debug_flag(flag_values)
 
 
 FLAGS = flags.FLAGS  # defined by `define_flags()` when run as the command

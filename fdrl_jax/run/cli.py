@@ -18,6 +18,16 @@ from fdrl_jax.errors import FlagError, MissingFileError, UserError
 USAGE_ERROR = 2
 
 
+def define_debug_flag(flag_values: flags.FlagValues) -> None:
+    """`--debug`, which `debugging` reads: every command defines it."""
+    flags.DEFINE_bool(
+        "debug",
+        False,
+        "Show the traceback of user errors too (also FDRL_DEBUG=1).",
+        flag_values=flag_values,
+    )
+
+
 def debugging(flag_values: flags.FlagValues, argv: list[str] = ()) -> bool:
     """Whether user errors should show their traceback (`--debug` or FDRL_DEBUG=1)."""
     if "--debug" in argv or (flag_values.is_parsed() and flag_values.debug):
