@@ -128,6 +128,15 @@ def _prior(config, data, cache: PriorCache | None):
     return prior
 
 
+def build_estimator(config) -> nn.Module:
+    """The config's estimator network; with `model.unit_ratio_start` an estimator of r (not
+    log r) starts at r ≈ 1, where LR's log r ≈ 0 starts."""
+    model = models.build_model(config.model)
+    if config.model.unit_ratio_start and divergences.LOSS_OUTPUT[config.loss] == "ratio":
+        model = model.clone(output_bias=1.0)
+    return model
+
+
 def build_experiment(config, prior_cache: PriorCache | None = None) -> Experiment:
     """Validate `config` and build everything a run needs from it (a fitted prior is taken
     from, or stored in, `prior_cache` when given)."""
@@ -136,7 +145,7 @@ def build_experiment(config, prior_cache: PriorCache | None = None) -> Experimen
     configlib.validate_for_data(config, data.shape)
     return Experiment(
         config=config,
-        model=models.build_model(config.model),
+        model=build_estimator(config),
         data=data,
         prior=_prior(config, data, prior_cache),
         fprime=divergences.get_fprime(config.divergence),

@@ -133,6 +133,10 @@ SCHEMA = {
         # XLA:CPU runs on its fast path inside the flow's loop (same values; no forward-mode
         # derivative), "xla" JAX's own rule. Only the CPU program differs.
         "conv_grad": one_of("auto", models.CONV_GRADS),
+        # Start an estimator that outputs r itself (LSIF) at r ≈ 1, the ratio where q = p, by
+        # adding 1 to its output layer's initial bias; an estimator of log r (LR) starts at
+        # log r ≈ 0 already and is unchanged. Off: the paper's (and the reference's) r ≈ 0.
+        "unit_ratio_start": boolean(False),
     },
     "flow": {
         "num_steps": integer(200, 0, 10**6),  # K, at training time

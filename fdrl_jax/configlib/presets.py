@@ -55,6 +55,7 @@ TOY_CPU = {
     "flow.eta": 0.2,
     "flow.nu": 0.01,
     "flow.normalise_eta": True,
+    "model.unit_ratio_start": True,
 }
 
 

@@ -52,6 +52,13 @@ def _init_kwargs(param_init: str, fan_in: int, use_bias: bool) -> dict:
     return kwargs
 
 
+def _shifted(init, offset: float):
+    def shifted(key, shape, dtype=jnp.float32):
+        return init(key, shape, dtype) + jnp.asarray(offset, dtype)
+
+    return shifted
+
+
 def conv(
     features: int,
     kernel: int,
@@ -86,10 +93,20 @@ def conv(
 
 
 def dense(
-    features: int, in_features: int, *, param_init: str = "torch", name: str | None = None
+    features: int,
+    in_features: int,
+    *,
+    param_init: str = "torch",
+    bias_offset: float = 0.0,
+    name: str | None = None,
 ) -> nn.Dense:
-    """A dense layer with a bias (PyTorch `nn.Linear`)."""
-    return nn.Dense(features, name=name, **_init_kwargs(param_init, in_features, True))
+    """A dense layer with a bias (PyTorch `nn.Linear`); `bias_offset` is added to the bias
+    as initialised (an estimator's output layer may start at r = 1, see `models.build_model`)."""
+    kwargs = _init_kwargs(param_init, in_features, True)
+    if bias_offset:
+        base = kwargs.get("bias_init", nn.initializers.zeros_init())
+        kwargs["bias_init"] = _shifted(base, bias_offset)
+    return nn.Dense(features, name=name, **kwargs)
 
 
 def apply(layer: nn.Module, x, spectral_norm: bool, update_stats: bool):

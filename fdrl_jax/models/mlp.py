@@ -28,6 +28,7 @@ class MLP(nn.Module):
     negative_slope: float = 0.2
     spectral_norm: bool | None = None
     param_init: str = "torch"
+    output_bias: float = 0.0  # added to the output layer's initial bias
 
     @nn.compact
     def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
@@ -39,6 +40,7 @@ class MLP(nn.Module):
                 1 if last else self.hidden,
                 h.shape[-1],
                 param_init=self.param_init,
+                bias_offset=self.output_bias if last else 0.0,
                 name=f"Dense_{i}",
             )
             h = apply(layer, h, sn, update_stats)

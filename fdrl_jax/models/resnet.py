@@ -132,6 +132,7 @@ class ResNetEstimator(nn.Module):
     spectral_norm: bool | None = None
     param_init: str = "torch"
     conv_grad: str = "auto"
+    output_bias: float = 0.0  # added to the output layer's initial bias
 
     def _spec(self) -> dict:
         base = dict(ARCHS[self.arch]) if self.arch else {}
@@ -162,5 +163,5 @@ class ResNetEstimator(nn.Module):
             if spec.get("attention_after") == i:
                 h = SelfAttention(sn, init, cg, name="self_attn_module")(h, update_stats)
         h = jnp.mean(h, axis=(1, 2))
-        head = dense(1, h.shape[-1], param_init=init, name="linear")
+        head = dense(1, h.shape[-1], param_init=init, bias_offset=self.output_bias, name="linear")
         return apply(head, h, sn, update_stats)[:, 0]
