@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import functools
 import os
 import re
 import statistics
@@ -40,7 +41,12 @@ def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cases", default="toy,nosn-5,nosn-20,sn-5,sn-20")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--conv_grad", default="auto", help="comma-separated: auto, xla")
+    p.add_argument(
+        "--conv_grad",
+        default="auto",
+        help="comma-separated variants: auto, xla; '+ynn' (e.g. auto+ynn) compiles with XLA's "
+        "default CPU convolutions (YNNPACK) instead of the package's `compilation` options",
+    )
     p.add_argument("--profile", action="store_true", help="also time the pieces (CIFAR-10)")
     p.add_argument("--op_profile", action="store_true", help="per-op profile of an iteration")
     p.add_argument("--no_torch", action="store_true")
@@ -69,7 +75,7 @@ import jax.numpy as jnp  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fdrl_jax import algorithms, divergences, flows  # noqa: E402
+from fdrl_jax import algorithms, compilation, divergences, flows  # noqa: E402
 from fdrl_jax.models import (  # noqa: E402
     CONV_GRADS,
     MLP,
@@ -116,9 +122,10 @@ class Case:
 
 @contextlib.contextmanager
 def conv_grad_variant(variant: str):
-    """Checks a --conv_grad value; the variant itself is passed to the model's config."""
-    if variant not in CONV_GRADS:
-        raise SystemExit(f"--conv_grad takes {', '.join(CONV_GRADS)}")
+    """Checks a --conv_grad value: a conv_grad of the model, optionally with "+ynn"."""
+    grad, _, library = variant.partition("+")
+    if grad not in CONV_GRADS or library not in ("", "ynn"):
+        raise SystemExit(f"--conv_grad takes {', '.join(CONV_GRADS)}, each optionally +ynn")
     yield
 
 
@@ -142,8 +149,14 @@ def conv_census(compiled_text: str) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------- JAX
 
 
-def jax_setup(case: Case, conv_grad: str, seed: int):
-    net = case.net(conv_grad)
+def jax_options(variant: str) -> dict | None:
+    """The compiler options of a --conv_grad variant: the package's, or XLA's with "+ynn"."""
+    return None if variant.endswith("+ynn") else compilation.compiler_options()
+
+
+def jax_setup(case: Case, variant: str, seed: int):
+    net = case.net(variant.partition("+")[0])
+    options = jax_options(variant)
     tx, _ = algorithms.make_optimizer(LR)
     x = jnp.zeros((1, *case.shape), jnp.float32)
     state = algorithms.init_state(net, tx, jax.random.PRNGKey(seed), x)
@@ -171,7 +184,7 @@ def jax_setup(case: Case, conv_grad: str, seed: int):
             update_stats=update_stats,
         )
 
-    return net, state, jax.jit(step, donate_argnums=0)
+    return net, state, jax.jit(step, donate_argnums=0, compiler_options=options)
 
 
 def jax_iteration(case: Case, conv_grad: str, x_p, seed: int):
@@ -307,6 +320,7 @@ PARAM_GRAD, ADAM = "parameter gradient of the loss (2B)", "Adam update"
 def jax_pieces(case: Case, conv_grad: str, x_p, seed: int) -> tuple[dict, dict]:
     """({piece: callable that blocks}, the convolutions of the compiled pieces by layout)."""
     net, state, _ = jax_setup(case, conv_grad, seed)
+    jit = functools.partial(jax.jit, compiler_options=jax_options(conv_grad))
     v = apply_spectral_norms(state.variables)  # as the flow holds them
     b = x_p.shape[0]
     fprime = divergences.chi2_fprime
@@ -325,11 +339,11 @@ def jax_pieces(case: Case, conv_grad: str, x_p, seed: int) -> tuple[dict, dict]:
         return jax.grad(loss)(v["params"])
 
     x2 = jnp.concatenate([x_p, x_p])
-    fwd, ig, lp, pg = (jax.jit(f) for f in (net.apply, input_grad, looped, param_grad))
+    fwd, ig, lp, pg = (jit(f) for f in (net.apply, input_grad, looped, param_grad))
     tx, _ = algorithms.make_optimizer(LR)
     sv = state.variables
     grads = pg(sv, x2)
-    adam = jax.jit(lambda g, s, p: tx.update(g, s, p))
+    adam = jit(lambda g, s, p: tx.update(g, s, p))
     fns = {
         FORWARD: lambda: fwd(v, x_p).block_until_ready(),
         INPUT_GRAD: lambda: ig(v, x_p).block_until_ready(),
@@ -375,7 +389,7 @@ def profile(case: Case, grads: list[str], x_p: np.ndarray, variables) -> None:
     fns, census = {}, {}
     for g in grads:
         with conv_grad_variant(g):
-            pieces, census[g] = jax_pieces(case, g.split("-")[0], jnp.asarray(x_p), a.seed)
+            pieces, census[g] = jax_pieces(case, g, jnp.asarray(x_p), a.seed)
             for f in pieces.values():
                 f()  # compiles inside the block
         fns.update({(g, k): f for k, f in pieces.items()})
@@ -421,7 +435,7 @@ def main() -> None:
         for g in grads:
             t = time.perf_counter()
             with conv_grad_variant(g):
-                run, variables, hlo = jax_iteration(case, g.split("-")[0], jnp.asarray(x_p), a.seed)
+                run, variables, hlo = jax_iteration(case, g, jnp.asarray(x_p), a.seed)
                 run()  # compiles
                 if a.op_profile:
                     op_profile(run, hlo())

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from fdrl_jax import algorithms, conditional, divergences, flows, parallel
+from fdrl_jax import algorithms, compilation, conditional, divergences, flows, parallel
 from fdrl_jax.experiment import Experiment
 
 Array = jax.Array
@@ -103,8 +103,9 @@ class Sampler:
                 **flow_settings,
             )
 
-        self._from_prior = jax.jit(from_prior, static_argnums=4)  # n is a shape
-        self._from_points = jax.jit(from_points)
+        options = compilation.compiler_options()
+        self._from_prior = jax.jit(from_prior, static_argnums=4, compiler_options=options)
+        self._from_points = jax.jit(from_points, compiler_options=options)
 
     def _settings(self, num_steps, record_at):
         steps = self.num_steps if num_steps is None else int(num_steps)

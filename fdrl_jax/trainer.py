@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from fdrl_jax import algorithms, flows, parallel
+from fdrl_jax import algorithms, compilation, flows, parallel
 from fdrl_jax.algorithms import TrainState
 from fdrl_jax.data import streaming
 from fdrl_jax.experiment import STREAM_DATA, STREAM_INIT, STREAM_TRAIN, Experiment, stream_key
@@ -39,6 +39,7 @@ def make_train_step(exp: Experiment, mesh=None) -> StepFn:
     `data` is the device-resident set, from which the step draws its batch with the step's
     key, or a streamed batch holding exactly those rows (`data/streaming.py`); `batches`
     gives the right one for each step. The metrics add the step's learning rate `lr`.
+    Compiled with `compilation.compiler_options()`, so it cannot be nested in another `jit`.
     """
     c = exp.config
     tx, schedule = optimizer_for(c)
@@ -65,7 +66,9 @@ def make_train_step(exp: Experiment, mesh=None) -> StepFn:
         data = parallel.batch_sharded(mesh) if streaming.is_streamed(exp.data) else repl
         shardings = {"in_shardings": (repl, repl, data), "out_shardings": (repl, repl)}
 
-    @functools.partial(jax.jit, donate_argnums=0, **shardings)
+    @functools.partial(
+        jax.jit, donate_argnums=0, compiler_options=compilation.compiler_options(), **shardings
+    )
     def step_fn(state, prior, data):
         # A streamed batch holds the rows this key draws from the set, and augments them.
         x_p = data.sample(stream_key(c, STREAM_DATA, state.step), c.train.batch_size)
@@ -73,7 +76,11 @@ def make_train_step(exp: Experiment, mesh=None) -> StepFn:
         metrics["lr"] = schedule(state.step) * state.lr_scale
         return new, metrics
 
-    return lambda state, data: step_fn(state, exp.prior, data)
+    def run(state, data):
+        return step_fn(state, exp.prior, data)
+
+    run.lower = lambda state, data: step_fn.lower(state, exp.prior, data)  # to inspect it
+    return run
 
 
 @dataclasses.dataclass(frozen=True)

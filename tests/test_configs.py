@@ -97,9 +97,11 @@ def test_every_toy_pairing_and_point_cloud_gets_the_one_cpu_table():
 def test_the_paper_argument_and_the_image_configs_keep_the_papers_flow(name):
     paper = load(os.path.join(ROOT, "configs", name), "lr-js,paper")
     assert paper.flow.normalise_eta is False and paper.flow.eta == 1.0
+    assert load(os.path.join(ROOT, "configs", name), "paper").model.unit_ratio_start is False
     for path in CONFIGS:
         if load(path).data.name in IMAGE_SOURCES:
             assert load(path).flow.normalise_eta is False, path
+            assert load(path).model.unit_ratio_start is False, path
 
 
 SMOKE = [p for p in CONFIGS if os.path.basename(p) != "default.py"]

@@ -67,6 +67,29 @@ def _image_config(precision: str):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("model", ["mlp", "resnet"])
+def test_unit_ratio_start_puts_an_lsif_estimator_at_one_and_leaves_lr_alone(model):
+    """`model.unit_ratio_start`: an estimator of r starts at r ≈ 1 (its output bias + 1, every
+    other parameter as without it); an estimator of log r is the same network either way."""
+    outputs = {}
+    for loss, div in (("lsif", "chi2"), ("lr", "kl")):
+        for start in (False, True):
+            c = configlib.default_config()
+            c.loss, c.divergence = loss, div
+            c.model.unit_ratio_start = start
+            if model == "resnet":
+                c.data.name, c.data.image_size = "digits", 8
+                c.model.name, c.model.arch = "resnet", ""
+                c.model.stem, c.model.stages = 4, ((4, 1, 1),)
+            exp = build_experiment(c)
+            x = exp.prior.sample(jax.random.PRNGKey(0), 64)
+            variables = exp.model.init(jax.random.PRNGKey(1), x)
+            outputs[loss, start] = np.asarray(exp.model.apply(variables, x))
+    np.testing.assert_allclose(outputs["lsif", True], outputs["lsif", False] + 1.0, atol=1e-5)
+    np.testing.assert_array_equal(outputs["lr", True], outputs["lr", False])
+    assert abs(outputs["lsif", False].mean()) < 0.5  # the paper's LSIF start: r ≈ 0
+
+
 def test_bf16_and_float32_flows_agree_on_a_small_resnet():
     # Stated tolerances (bf16 keeps 8 mantissa bits): outputs within 2% of their spread, the
     # potential's input gradient within 10% (relative L2; measured 6.5% on this random net),
