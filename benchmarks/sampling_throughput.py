@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fdrl_jax import configlib, divergences, flows
+from fdrl_jax import compilation, configlib, divergences, flows
 from fdrl_jax.models import build_model, converge_spectral_norms
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -108,7 +108,8 @@ def main() -> None:
         flow = jax.jit(
             lambda v, x, key, n, net=net, fprime=fprime, eta=eta, nu=nu: flows.flow(
                 flows.make_potential(net.apply, v, fprime), x, key, n, eta, nu
-            )
+            ),
+            compiler_options=compilation.compiler_options(),  # as the package's sampler
         )
         key = jax.random.PRNGKey(1)
         flow(v, x0, key, np.int32(1)).block_until_ready()  # compiles

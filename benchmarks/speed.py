@@ -118,9 +118,11 @@ def _timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _cost(fn, *args) -> tuple[float, float]:
-    """(FLOPs, bytes accessed) of fn's program compiled for this backend."""
-    cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+def _cost(fn, *args, lowered=None) -> tuple[float, float]:
+    """(FLOPs, bytes accessed) of fn's program (or of a `lowered` one) compiled for this
+    backend."""
+    lowered = jax.jit(fn).lower(*args) if lowered is None else lowered
+    cost = lowered.compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return float(cost.get("flops", float("nan"))), float(cost.get("bytes accessed", float("nan")))
 
@@ -146,7 +148,7 @@ def cost_of_iteration(exp, state) -> dict[str, float]:
     stale = configlib.override(c.copy_and_resolve_references(), {"stale_estimator": True})
     stale_exp = dataclasses.replace(exp, config=stale)
     stale_step = trainer.make_train_step(stale_exp)
-    f0, b0 = _cost(lambda s: stale_step(s, stale_exp.data), state)
+    f0, b0 = _cost(None, lowered=stale_step.lower(state, stale_exp.data))
     b = c.train.batch_size
     x = exp.prior.sample(jax.random.PRNGKey(0), b)
     applied = apply_spectral_norms(state.variables)  # as the flow holds them
@@ -201,8 +203,9 @@ def bench(name: str, precision: str, a) -> dict:
     key = jax.random.PRNGKey(2)
     if a.no_run:  # compile only (ahead of time): a CPU runs an image config's step for minutes
         v = state.ema_variables
-        whole = jax.jit(lambda s, d: step_fn(s, d))  # the step's program, called inside
-        row["compile_s_train_step"], _ = _first_call(lambda: whole.lower(state, exp.data).compile())
+        row["compile_s_train_step"], _ = _first_call(
+            lambda: step_fn.lower(state, exp.data).compile()
+        )
         if sb:
             args = (v, exp.prior, key, None, sb, jnp.int32(steps), None)
             row["compile_s_sampler"], _ = _first_call(

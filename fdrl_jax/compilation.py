@@ -1,9 +1,10 @@
 """How the flow's programs are compiled: XLA options per backend.
 
-On CPU, XLA (jaxlib 0.10) hands convolutions to the YNNPACK library by default; XLA's own
-(Eigen) convolutions run the estimator's training iteration and flow faster on the CPUs we
-measured (`benchmarks/cpu_vs_torch.py --ynn`, figures in `benchmarks/RESULTS.md`), with the
-same values to float32 rounding. Other backends compile with XLA's defaults.
+On CPU, XLA (jaxlib 0.10) hands convolutions, dots and reductions to the YNNPACK library by
+default; with XLA's own (Eigen) kernels the image estimators' training iteration and flow run
+faster on the CPUs we measured, and the 2D toys' MLPs as fast (`benchmarks/cpu_vs_torch.py
+--conv_grad=auto,auto+ynn`; `benchmarks/RESULTS.md`), with the same values to float32
+rounding. Other backends compile with XLA's defaults.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import functools
 
 import jax
 
-# XLA:CPU's convolutions instead of YNNPACK's (an empty list of library fusion types).
+# No library fusions: XLA:CPU's own convolutions, dots and reductions. (Keeping YNNPACK's
+# dots and reductions does not keep the convolutions out: a reduction's fusion takes in the
+# convolution that feeds it.)
 CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
