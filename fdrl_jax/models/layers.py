@@ -101,7 +101,8 @@ def dense(
     name: str | None = None,
 ) -> nn.Dense:
     """A dense layer with a bias (PyTorch `nn.Linear`); `bias_offset` is added to the bias
-    as initialised (an estimator's output layer may start at r = 1, see `models.build_model`)."""
+    as initialised (an LSIF estimator's output layer starts at r ≈ 1 with
+    `model.unit_ratio_start`)."""
     kwargs = _init_kwargs(param_init, in_features, True)
     if bias_offset:
         base = kwargs.get("bias_init", nn.initializers.zeros_init())
