@@ -45,7 +45,8 @@ PAIRINGS = {
 # pairing on seven shapes"). η is the KL flow's: `flow.normalise_eta` divides it by f''(1)
 # of the divergence (χ² 0.1, KL 0.2, JS and logD 0.4), the same steps for every pairing
 # near q = p; an LSIF net starts at r ≈ 1 (`model.unit_ratio_start`) as an LR net starts
-# at log r ≈ 0. The paper's η = 1 overshoots the sharp 8 / 25-Gaussian modes, and ν = 0.02 widened them.
+# at log r ≈ 0. The paper's η = 1 overshoots the sharp 8 / 25-Gaussian modes, and ν = 0.02
+# widened them.
 TOY_CPU = {
     "train.num_steps": 12_000,
     "train.batch_size": 512,
