@@ -1,7 +1,8 @@
 """One FDRL training iteration on CPU: fdrl-jax against PyTorch, same nets, shapes and K.
 
     python benchmarks/cpu_vs_torch.py [--cases=toy,nosn-5,nosn-20,sn-5,sn-20] [--repeats=5]
-        [--conv_grad=auto] [--threads=0] [--xla_flags="..."] [--profile] [--op_profile]
+        [--conv_grad=auto[,auto+ynn,xla,...]] [--threads=0] [--xla_flags="..."] [--profile]
+        [--op_profile]
 
 Cases: "toy" is the 2D toy MLP (3 × 64, LeakyReLU) at batch 1024, K = 200, η = 1; "nosn-K" /
 "sn-K" the CIFAR-10 ResNet (11.4 M parameters) with spectral norm off / on at batch 8, K flow
@@ -10,7 +11,8 @@ steps, η = 3 (any K: "sn-100"). An iteration is Algorithm 1 with LSIF-χ²: dra
 Adam step on the LSIF loss between x_K and a data batch, EMA update. fdrl-jax runs the
 package's `algorithms.train_step` (one jitted program, state donated; the spectral-norm update
 once per step) with every `--conv_grad` given ("auto", the default: `models/conv_vjp.py`;
-"xla": `lax` and JAX's own rule). PyTorch
+"xla": `lax` and JAX's own rule; either with "+ynn", e.g. "auto+ynn": compiled with XLA's
+default CPU library fusions instead of the package's `compilation` options). PyTorch
 runs the same network written in the reference's layout (`interop/reference_nets.py`, NCHW,
 `torch.nn.utils.spectral_norm` in training mode as the reference trains: one power iteration
 per forward) with the same weights, the flow with
