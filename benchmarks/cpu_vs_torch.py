@@ -151,14 +151,14 @@ def conv_census(compiled_text: str) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------- JAX
 
 
-def jax_options(variant: str) -> dict | None:
+def jax_options(variant: str, net) -> dict | None:
     """The compiler options of a --conv_grad variant: the package's, or XLA's with "+ynn"."""
-    return None if variant.endswith("+ynn") else compilation.compiler_options()
+    return None if variant.endswith("+ynn") else compilation.compiler_options(net)
 
 
 def jax_setup(case: Case, variant: str, seed: int):
     net = case.net(variant.partition("+")[0])
-    options = jax_options(variant)
+    options = jax_options(variant, net)
     tx, _ = algorithms.make_optimizer(LR)
     x = jnp.zeros((1, *case.shape), jnp.float32)
     state = algorithms.init_state(net, tx, jax.random.PRNGKey(seed), x)
@@ -322,7 +322,7 @@ PARAM_GRAD, ADAM = "parameter gradient of the loss (2B)", "Adam update"
 def jax_pieces(case: Case, conv_grad: str, x_p, seed: int) -> tuple[dict, dict]:
     """({piece: callable that blocks}, the convolutions of the compiled pieces by layout)."""
     net, state, _ = jax_setup(case, conv_grad, seed)
-    jit = functools.partial(jax.jit, compiler_options=jax_options(conv_grad))
+    jit = functools.partial(jax.jit, compiler_options=jax_options(conv_grad, net))
     v = apply_spectral_norms(state.variables)  # as the flow holds them
     b = x_p.shape[0]
     fprime = divergences.chi2_fprime

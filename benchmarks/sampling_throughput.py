@@ -109,7 +109,7 @@ def main() -> None:
             lambda v, x, key, n, net=net, fprime=fprime, eta=eta, nu=nu: flows.flow(
                 flows.make_potential(net.apply, v, fprime), x, key, n, eta, nu
             ),
-            compiler_options=compilation.compiler_options(),  # as the package's sampler
+            compiler_options=compilation.compiler_options(net),  # as the package's sampler
         )
         key = jax.random.PRNGKey(1)
         flow(v, x0, key, np.int32(1)).block_until_ready()  # compiles

@@ -1,17 +1,22 @@
 """How the flow's programs are compiled: XLA options per backend.
 
 On CPU, XLA (jaxlib 0.10) hands convolutions, dots and reductions to the YNNPACK library by
-default; with XLA's own (Eigen) kernels the image estimators' training iteration and flow run
-faster on the CPUs we measured, and the 2D toys' MLPs as fast (`benchmarks/cpu_vs_torch.py
+default. With XLA's own (Eigen) kernels the convolutional estimators' training iteration and
+flow run faster on the CPUs we measured (`benchmarks/cpu_vs_torch.py
 --conv_grad=auto,auto+ynn`; `benchmarks/RESULTS.md`), with the same values to float32
-rounding. Other backends compile with XLA's defaults.
+rounding, while the MLPs' dots run faster through YNNPACK (the digits MLP's training step
+22% faster), so only programs of a convolutional net get the option. Other backends compile
+with XLA's defaults.
 """
 
 from __future__ import annotations
 
 import functools
 
+import flax.linen as nn
 import jax
+
+from fdrl_jax.models import ResNetEstimator
 
 # No library fusions: XLA:CPU's own convolutions, dots and reductions. (Keeping YNNPACK's
 # dots and reductions does not keep the convolutions out: a reduction's fusion takes in the
@@ -29,9 +34,10 @@ def _cpu_accepts_options() -> bool:
     return True
 
 
-def compiler_options() -> dict | None:
-    """The options the package's flow programs (`jax.jit(..., compiler_options=...)`) are
-    compiled with on the default backend: `CPU_OPTIONS` on CPU, None (XLA's defaults) else."""
-    if jax.default_backend() != "cpu" or not _cpu_accepts_options():
+def compiler_options(model: nn.Module) -> dict | None:
+    """The options the package's flow programs over `model` (`jax.jit(...,
+    compiler_options=...)`) are compiled with on the default backend: `CPU_OPTIONS` for a
+    convolutional net on CPU, None (XLA's defaults) otherwise."""
+    if not isinstance(model, ResNetEstimator) or jax.default_backend() != "cpu":
         return None
-    return dict(CPU_OPTIONS)
+    return dict(CPU_OPTIONS) if _cpu_accepts_options() else None

@@ -103,7 +103,7 @@ class Sampler:
                 **flow_settings,
             )
 
-        options = compilation.compiler_options()
+        options = compilation.compiler_options(exp.model)
         self._from_prior = jax.jit(from_prior, static_argnums=4, compiler_options=options)
         self._from_points = jax.jit(from_points, compiler_options=options)
 

@@ -39,7 +39,7 @@ def make_train_step(exp: Experiment, mesh=None) -> StepFn:
     `data` is the device-resident set, from which the step draws its batch with the step's
     key, or a streamed batch holding exactly those rows (`data/streaming.py`); `batches`
     gives the right one for each step. The metrics add the step's learning rate `lr`.
-    Compiled with `compilation.compiler_options()`, so it cannot be nested in another `jit`.
+    Compiled with `compilation.compiler_options`, so it cannot be nested in another `jit`.
     """
     c = exp.config
     tx, schedule = optimizer_for(c)
@@ -66,9 +66,9 @@ def make_train_step(exp: Experiment, mesh=None) -> StepFn:
         data = parallel.batch_sharded(mesh) if streaming.is_streamed(exp.data) else repl
         shardings = {"in_shardings": (repl, repl, data), "out_shardings": (repl, repl)}
 
-    @functools.partial(
-        jax.jit, donate_argnums=0, compiler_options=compilation.compiler_options(), **shardings
-    )
+    options = compilation.compiler_options(exp.model)
+
+    @functools.partial(jax.jit, donate_argnums=0, compiler_options=options, **shardings)
     def step_fn(state, prior, data):
         # A streamed batch holds the rows this key draws from the set, and augments them.
         x_p = data.sample(stream_key(c, STREAM_DATA, state.step), c.train.batch_size)

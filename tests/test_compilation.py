@@ -1,5 +1,6 @@
-"""The flow's programs on CPU compile with XLA's own convolutions (`compilation.py`), and
-compute what XLA's default (YNNPACK) convolutions compute, to float32 rounding."""
+"""The flow's programs of a convolutional net on CPU compile with XLA's own convolutions
+(`compilation.py`), and compute what XLA's default (YNNPACK) convolutions compute, to float32
+rounding; an MLP's programs keep XLA's defaults."""
 
 import os
 import re
@@ -10,6 +11,7 @@ from helpers import ROOT
 
 from fdrl_jax import compilation, configlib, trainer
 from fdrl_jax.experiment import build_experiment
+from fdrl_jax.models import MLP
 
 
 def library_convolutions(hlo: str) -> int:
@@ -26,11 +28,12 @@ def test_the_train_step_uses_xla_convolutions_and_computes_the_same_step(monkeyp
     c.train.batch_size, c.flow.num_steps = 8, 3
     exp = build_experiment(c)
     data = trainer.batches(exp).get(0)
-    assert compilation.compiler_options() == compilation.CPU_OPTIONS
+    assert compilation.compiler_options(exp.model) == compilation.CPU_OPTIONS
+    assert compilation.compiler_options(MLP()) is None  # its dots run faster through YNNPACK
     runs = {}
     for name in ("package", "xla"):
         if name == "xla":  # XLA's defaults: YNNPACK's convolutions
-            monkeypatch.setattr(compilation, "compiler_options", lambda: None)
+            monkeypatch.setattr(compilation, "compiler_options", lambda model: None)
         step = trainer.make_train_step(exp)
         text = step.lower(trainer.initial_state(exp), data).compile().as_text()
         state, metrics = step(trainer.initial_state(exp), data)
