@@ -16,17 +16,11 @@ Arguments (comma-separated): a pairing (`lsif-chi2`, the default; `lr-kl`, `lr-j
 
 from fdrl_jax import configlib
 from fdrl_jax.configlib import PAIRINGS, choice
-from fdrl_jax.errors import ConfigError
 
 
 def get_config(arg=None):
     arg = configlib.parse_arg(arg, pairing=choice("lsif-chi2", PAIRINGS), paper=False, smoke=False)
-    if arg.paper:
-        raise ConfigError(
-            "Config argument `paper`: the 8×8 digits are not in the paper, so there "
-            "are no authors' settings to select; the paper's image settings are "
-            "configs/cifar10.py:paper."
-        )
+    configlib.no_paper_settings(arg, "the 8×8 digits are")
     c = configlib.image_config()
     c.data.update(name="digits", flip=False)
     c.model.update(name="mlp", hidden=256, spectral_norm=False)

@@ -18,7 +18,6 @@ Arguments (comma-separated): a pairing (`lsif-chi2`, the default; `lr-kl`, `lr-j
 
 from fdrl_jax import configlib
 from fdrl_jax.configlib import PAIRINGS, choice
-from fdrl_jax.errors import ConfigError
 
 ROOT = "data/digits_pair"
 IMAGE = {"size": 8, "channels": 1, "flip": False}
@@ -26,12 +25,7 @@ IMAGE = {"size": 8, "channels": 1, "flip": False}
 
 def get_config(arg=None):
     arg = configlib.parse_arg(arg, pairing=choice("lsif-chi2", PAIRINGS), paper=False, smoke=False)
-    if arg.paper:
-        raise ConfigError(
-            "Config argument `paper`: thin -> bold digits is not in the paper, so there "
-            "are no authors' settings to select; the paper's image settings are "
-            "configs/cifar10.py:paper."
-        )
+    configlib.no_paper_settings(arg, "thin -> bold digits is")
     c = configlib.image_config()
     c.data.update(name="npz", path=f"{ROOT}/trainB.npz", **IMAGE)
     c.prior.name = "dataset"

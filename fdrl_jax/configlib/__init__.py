@@ -15,6 +15,7 @@ from fdrl_jax.configlib.presets import (
     choice,
     image_config,
     load_config,
+    no_paper_settings,
     parse_arg,
     smoke,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "flatten",
     "image_config",
     "load_config",
+    "no_paper_settings",
     "override",
     "parse_arg",
     "set_path",

@@ -135,6 +135,16 @@ def _choice_of(spec: dict, option: str) -> str | None:
     return next((k for k, v in spec.items() if isinstance(v, Choice) and option in v.options), None)
 
 
+def no_paper_settings(arg: ml_collections.ConfigDict, setting: str) -> None:
+    """For a config the paper has no settings for (`setting`, e.g. "the 8×8 digits are"):
+    its `paper` argument is a ConfigError that names the paper's image settings."""
+    if arg.paper:
+        raise ConfigError(
+            f"Config argument `paper`: {setting} not in the paper, so there are no authors' "
+            "settings to select; the paper's image settings are configs/cifar10.py:paper."
+        )
+
+
 def image_config() -> ml_collections.ConfigDict:
     """The paper's image recipe, what the image configs change: LSIF-χ², the data-dependent
     prior clamped to [-1, 1], a ResNet estimator, K = 100, κ = 20, η = 3, ν = 0.01, Adam 1e-4,
