@@ -4,9 +4,9 @@ On CPU, XLA (jaxlib 0.10) hands convolutions, dots and reductions to the YNNPACK
 default. With XLA's own (Eigen) kernels the convolutional estimators' training iteration and
 flow run faster on the CPUs we measured (`benchmarks/cpu_vs_torch.py
 --conv_grad=auto,auto+ynn`; `benchmarks/RESULTS.md`), with the same values to float32
-rounding, while the MLPs' dots run faster through YNNPACK (the digits MLP's training step
-22% faster), so only programs of a convolutional net get the option. Other backends compile
-with XLA's defaults.
+rounding. For MLPs it depends on the shapes (the digits MLP's step was faster with YNNPACK,
+the swiss roll's at batch 1024 slower), so their programs keep XLA's defaults, as do other
+backends.
 """
 
 from __future__ import annotations
