@@ -31,7 +31,6 @@ import numpy as np
 from absl import logging
 from flax import struct
 from PIL import Image, UnidentifiedImageError
-from sklearn.datasets import load_digits
 
 from fdrl_jax.data.tfds_source import load_tfds
 from fdrl_jax.errors import ConfigError, DataError, MissingFileError
@@ -195,6 +194,8 @@ def _process_array(x: np.ndarray, cfg) -> np.ndarray:
 
 def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 1,797 handwritten digits, 8×8×1 uint8 (values 0..16 scaled to 0..255)."""
+    from sklearn.datasets import load_digits  # scikit-learn: off the start-up path
+
     d = load_digits()
     x = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
     return x, d.target.astype(np.int32)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.linear_model import LogisticRegression
 
 
 @functools.lru_cache(maxsize=1)
 def digits_classifier():
     """Logistic regression fitted to all real digits (64 pixels in [-1, 1]); cached."""
+    from sklearn.datasets import load_digits  # scikit-learn: off the start-up path
+    from sklearn.linear_model import LogisticRegression
+
     d = load_digits()
     x = d.data / 8.0 - 1.0
     return LogisticRegression(max_iter=5000).fit(x, d.target)

@@ -13,8 +13,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, cross_val_score
-from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 Array = jax.Array
 
@@ -64,6 +62,9 @@ def c2st(x, y, neighbors: int = 15, folds: int = 5, seed: int = 0) -> float:
     """Classifier two-sample test: the cross-validated accuracy (`folds`-fold) of a
     `neighbors`-nearest-neighbour classifier telling the rows of x from those of y, equal
     counts (the larger set is cut). 0.5: indistinguishable; 1.0: fully separable."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score  # off start-up
+    from sklearn.neighbors import KNeighborsClassifier
+
     n = min(len(x), len(y))
     if n < folds:
         raise ValueError(f"c2st needs at least {folds} samples per set; got {n}")
@@ -78,6 +79,8 @@ def support(samples, data, k: int = 3) -> dict[str, float]:
     """k-NN precision and recall (Kynkäänniemi et al. 2019): each point's ball reaches its
     k-th nearest neighbour within its own set; `precision` is the fraction of samples inside
     some data ball, `recall` the fraction of data points inside some sample ball."""
+    from sklearn.neighbors import NearestNeighbors  # scikit-learn: off the start-up path
+
     samples, data = _flat(samples), _flat(data)
 
     def inside(queries, points):
