@@ -47,6 +47,13 @@ def pytest_addoption(parser):
     )
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker more than the cores this process may use: with one per core,
+    14% of the cores' time went idle (tests waiting on their subprocesses, signals and
+    timeouts; benchmarks/RESULTS.md, "The full test suite's time")."""
+    return len(os.sched_getaffinity(0)) + 1
+
+
 def pytest_collection_modifyitems(config, items):
     """Test files heaviest first (a file missing from FILE_SECONDS first of all): each xdist
     worker takes whole files (`--dist=loadfile`) in this order, so the minute-long files do
