@@ -18,6 +18,7 @@ def test_conditional_mode_writes_per_class_outputs(digits_run, tmp_path):
     result = conditional_mode(config, workdir)
     out = os.path.join(workdir, "eval", "conditional")
     assert list(result["per_label"]) == ["3"]
+    assert result["flow_steps"] == config.flow.num_steps + 10  # the reference's K + 10
     with np.load(os.path.join(out, "samples_label3.npz")) as z:
         assert z["samples"].shape == (6, 8, 8, 1) and z["images"].dtype == np.uint8
         assert int(z["label"]) == 3
