@@ -170,14 +170,14 @@ def test_conditional_cli_flows_with_the_imported_classifier(smoke_run, tmp_path)
     ]
     # Two flow steps: this smoke run's guided flow is chaotic (weights scaled by 1 + 1e-6 move
     # its samples by 1.2 after four steps), so two processes' rounding agrees over a few only.
+    steps = 2
     flags += ["--config.classifier.name=robust_resnet50", "--config.conditional.num_samples=2"]
-    flags += ["--config.conditional.num_steps=2"]
+    flags += [f"--config.conditional.num_steps={steps}"]
     proc = _main("fdrl_jax.main", *flags, f"--config.classifier.path={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     metrics = json.load(open(os.path.join(wd, "eval", "conditional", "metrics.json")))
     assert sorted(metrics["per_label"], key=int) == [str(y) for y in range(10)]
-    steps = 2
     assert metrics["phi"] == 0.1 and metrics["flow_steps"] == steps
     # The same flow in-process with the imported classifier gives the CLI's samples; the
     # estimator's own flow (no classifier) gives others.
