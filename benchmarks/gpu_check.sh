@@ -10,7 +10,7 @@
 #      training images, up to 800 steps or TRAIN_S seconds (SIGTERM: it saves and stops);
 #   3. FID of 2,000 samples of that model against the statistics of the carried training
 #      images (TF-FID Inception, float16 weights), at flow lengths 0 (the data-dependent
-#      prior's own draws) and 100-130;
+#      prior's own draws) and 10-130 (how the FID moves along the whole flow);
 # then a report (OUTDIR/report.md) with every figure. Everything is written under OUTDIR.
 #
 #   python benchmarks/gpu_carry.py                 # here, once: writes .gpu_carry/ (57 MiB)
@@ -34,11 +34,11 @@ CARRY=${GPU_CARRY:-.gpu_carry}
 RUN="$OUT/cifar10_nosn"
 # Time budget (benchmarks/RESULTS.md, "The GPU check's budget"): at most
 # SPEED_S + 60 + max(60, TOTAL_S - EVAL_S - elapsed) + 60 (SIGTERM grace) + the FID step.
-TOTAL_S=${TOTAL_S:-480}   # the check's plan, compilation and data preparation included
+TOTAL_S=${TOTAL_S:-500}   # the check's plan, compilation and data preparation included
 SPEED_S=${SPEED_S:-120}   # no new speed row is started after this many seconds (a row in
                           # flight is stopped 60 s later; the rows done are kept)
-TRAIN_S=${TRAIN_S:-170}   # training stops (and saves) after this many seconds; 0: no limit
-EVAL_S=${EVAL_S:-150}     # kept for the FID step: training gets at most TOTAL_S - EVAL_S - elapsed
+TRAIN_S=${TRAIN_S:-250}   # training stops (and saves) after this many seconds; 0: no limit
+EVAL_S=${EVAL_S:-100}     # kept for the FID step: training gets at most TOTAL_S - EVAL_S - elapsed
 if ! $PY -c "import ml_collections" 2>/dev/null; then
   [ -d "$CARRY/wheels" ] || { echo "ml_collections is missing and $CARRY/wheels is not there" >&2; exit 2; }
   $PY -m pip install -q --no-index --no-deps --target /tmp/fdrl-site "$CARRY"/wheels/*.whl
@@ -63,7 +63,7 @@ else
   [ "$MODE" = "--resume" ] && N=10000
   EVAL=(--config.eval.num_samples=$N --config.eval.batch_size=500 --config.eval.figures=False
         --config.eval.inception_weights="$CARRY/inception-fp16.npz"
-        --config.eval.fid_lengths="(0,100,110,120,130)")
+        --config.eval.fid_lengths="(0,10,20,40,70,100,110,120,130)")
   SPEED=(--precision=float32,bfloat16 --repeats=3 --sample_batch=500 --budget_s="$SPEED_S")
   LIMITS=benchmarks/physical_limits.json  # FLOPs and bytes counted ahead (on a CPU)
   [ -f "$LIMITS" ] && SPEED+=(--no_cost --limits="$LIMITS")
